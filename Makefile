@@ -1,0 +1,35 @@
+# Model to Metal: two commands set everything up.
+#   make book   create .venv (if needed), install requirements.txt, build the HTML book
+#   make test   the same set-up, then every test (see tools/run_tests.py for the phases)
+# Author helpers:
+#   make labs        regenerate labs/ from solutions/
+#   make solutions   re-execute every solution notebook and clean it (outputs kept)
+#   make constraints re-pin the transitive dependencies into constraints.txt
+
+SHELL := /bin/bash
+PY := .venv/bin/python
+BOOK_FLAGS := -W -n --keep-going
+
+.PHONY: book test labs solutions venv constraints clean
+
+venv:
+	@tools/ensure_venv.sh
+
+book: venv
+	$(PY) tools/build_book.py
+	@echo "The book is at $(CURDIR)/_build/html/index.html"
+
+test: venv
+	$(PY) tools/run_tests.py
+
+labs: venv
+	$(PY) tools/make_labs.py
+
+solutions: venv
+	$(PY) tools/run_solutions.py
+
+constraints: venv
+	$(PY) -m pip freeze --exclude-editable | grep -v "^-e " | grep -v "^torch==" > constraints.txt  # torch: requirements.txt
+
+clean:
+	rm -rf _build .pytest_cache
