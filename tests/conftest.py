@@ -10,3 +10,5 @@ def pytest_configure(config):
     """Register the markers, so that ``-m "not notebooks"`` deselects the slow tests."""
     config.addinivalue_line(
         "markers", "notebooks: executes notebooks in a Jupyter kernel (slow)")
+    config.addinivalue_line(
+        "markers", "browser: opens the built book in headless Chromium (needs make book)")
