@@ -7,6 +7,7 @@ depend on the machine.
 
     .venv/bin/python benchmarks/saxpy.py [--repeat 25]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,11 @@ def saxpy_numpy_expr(a, x, y, out):
     out[:] = a * x + y
 
 
-VARIANTS = {"Numba loop": saxpy_numba, "NumPy out=": saxpy_numpy_out,
-            "NumPy a*x+y": saxpy_numpy_expr}
+VARIANTS = {
+    "Numba loop": saxpy_numba,
+    "NumPy out=": saxpy_numpy_out,
+    "NumPy a*x+y": saxpy_numpy_expr,
+}
 
 
 def main() -> None:
@@ -42,20 +46,26 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=25)
     args = parser.parse_args()
     a = np.float32(2.0)
-    print(f"saxpy, float32 — {device.hardware_string()} — "
-          f"{datetime.date.today().isoformat()}, median of {args.repeat}\n")
+    print(
+        f"saxpy, float32 — {device.hardware_string()} — "
+        f"{datetime.date.today().isoformat()}, median of {args.repeat}\n"
+    )
     print("| elements | variant | median | GB/s | vs NumPy a*x+y |")
     print("|---:|---|---:|---:|---:|")
     for n in (1 << 14, 1 << 24):  # 64 KiB per array (in cache), 64 MiB (DRAM)
         x, y = np.ones(n, np.float32), np.ones(n, np.float32)
         out = np.empty_like(x)
-        results = [timing.measure(fn, a, x, y, out, name=name, repeat=args.repeat)
-                   for name, fn in VARIANTS.items()]
+        results = [
+            timing.measure(fn, a, x, y, out, name=name, repeat=args.repeat)
+            for name, fn in VARIANTS.items()
+        ]
         base = results[-1].median
         for r in results:
             gbs = 3 * n * 4 / r.median / 1e9
-            print(f"| {n:,} | {r.name} | {timing.format_seconds(r.median)} | "
-                  f"{gbs:.1f} | {base / r.median:.2f}× |")
+            print(
+                f"| {n:,} | {r.name} | {timing.format_seconds(r.median)} | "
+                f"{gbs:.1f} | {base / r.median:.2f}× |"
+            )
 
 
 if __name__ == "__main__":

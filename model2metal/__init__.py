@@ -1,13 +1,14 @@
 """Model to Metal: scaffolding for the course's labs and chapters.
 
-Only scaffolding lives here — checks, timing, device selection, data, plotting and a thin
-TVM layer — never the answer to a lab. Submodules load on first use, so
+Only scaffolding lives here — checks, timing, device selection, data, plotting and
+a thin TVM layer — never the answer to a lab. Submodules load on first use, so
 ``import model2metal`` stays fast and does not import Numba (the CUDA backend must be
 chosen before that happens) or TVM.
 
     from model2metal import device, timing
     print(device.report())
 """
+
 from __future__ import annotations
 
 import importlib

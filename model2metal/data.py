@@ -1,4 +1,5 @@
 """Data the course can use offline: scikit-learn's digits, and generators."""
+
 from __future__ import annotations
 
 __all__ = ["load_digits_split"]

@@ -1,14 +1,15 @@
 """Know your machine: CPU model, cores, SIMD features, and the CUDA backend.
 
 The CUDA backend must be chosen *before* ``numba`` is imported, because Numba reads
-``NUMBA_ENABLE_CUDASIM`` once, at import time. :func:`select_cuda_backend` therefore looks
-for a CUDA driver with :mod:`ctypes` (no Numba involved) and sets the variable:
+``NUMBA_ENABLE_CUDASIM`` once, at import time. :func:`select_cuda_backend` therefore
+looks for a CUDA driver with :mod:`ctypes` (no Numba involved) and sets the variable:
 
 * a driver that initialises and reports at least one GPU -> the real GPU;
 * otherwise -> Numba's CUDA simulator, which runs every GPU thread in Python.
 
 ``M2M_CUDA=gpu`` or ``M2M_CUDA=simulator`` in the environment overrides the choice.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -34,13 +35,25 @@ __all__ = [
 # that add instructions but no wider registers). The last feature of the widest width
 # names the machine: AVX2 rather than AVX on a 256-bit CPU.
 _X86_SIMD = [
-    ("sse2", "SSE2", 128), ("sse4_2", "SSE4.2", 128), ("avx", "AVX", 256),
-    ("avx2", "AVX2", 256), ("fma", "FMA", 0), ("avx512f", "AVX-512", 512),
-    ("avx512bw", "AVX-512BW", 0), ("avx512_vnni", "AVX-512 VNNI", 0),
-    ("avx512_bf16", "AVX-512 BF16", 0), ("amx_tile", "AMX", 0),
+    ("sse2", "SSE2", 128),
+    ("sse4_2", "SSE4.2", 128),
+    ("avx", "AVX", 256),
+    ("avx2", "AVX2", 256),
+    ("fma", "FMA", 0),
+    ("avx512f", "AVX-512", 512),
+    ("avx512bw", "AVX-512BW", 0),
+    ("avx512_vnni", "AVX-512 VNNI", 0),
+    ("avx512_bf16", "AVX-512 BF16", 0),
+    ("amx_tile", "AMX", 0),
 ]
-_ARM_SIMD = [("asimd", "NEON", 128), ("neon", "NEON", 128), ("asimddp", "NEON dot product", 128),
-             ("sve", "SVE", 0), ("sve2", "SVE2", 0), ("sme", "SME", 0)]
+_ARM_SIMD = [
+    ("asimd", "NEON", 128),
+    ("neon", "NEON", 128),
+    ("asimddp", "NEON dot product", 0),
+    ("sve", "SVE", 0),
+    ("sve2", "SVE2", 0),
+    ("sme", "SME", 0),
+]
 
 
 @dataclass
@@ -76,14 +89,16 @@ def _mac_sysctl(name: str) -> str:
     import subprocess
 
     try:
-        return subprocess.run(["sysctl", "-n", name], capture_output=True, text=True,
-                              timeout=5).stdout.strip()
+        return subprocess.run(
+            ["sysctl", "-n", name], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 
 
 def cpu_info() -> CpuInfo:
-    """Model name, core counts and SIMD features of this CPU (Linux, macOS, best effort)."""
+    """Model name, core counts and SIMD features of this CPU (Linux, macOS; best
+    effort)."""
     arch = platform.machine() or "unknown"
     raw = _proc_cpuinfo()
     model = raw.get("model name") or raw.get("Hardware") or raw.get("CPU part") or ""
@@ -93,9 +108,14 @@ def cpu_info() -> CpuInfo:
         if arch == "arm64":
             flags |= {"asimd"}
         else:
-            flags |= {f.lower().replace(".", "_") for f in
-                      (_mac_sysctl("machdep.cpu.features") + " "
-                       + _mac_sysctl("machdep.cpu.leaf7_features")).split()}
+            flags |= {
+                f.lower().replace(".", "_")
+                for f in (
+                    _mac_sysctl("machdep.cpu.features")
+                    + " "
+                    + _mac_sysctl("machdep.cpu.leaf7_features")
+                ).split()
+            }
     table = _ARM_SIMD if arch.lower() in ("aarch64", "arm64") else _X86_SIMD
     simd, widest, widest_name = [], 0, "none"
     for flag, name, bits in table:
@@ -104,22 +124,36 @@ def cpu_info() -> CpuInfo:
             if bits and bits >= widest:
                 widest, widest_name = bits, name
     logical = os.cpu_count() or 1
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else logical
-    return CpuInfo(model=model or platform.processor() or "unknown CPU", arch=arch,
-                   logical_cores=logical, usable_cores=usable, simd=simd,
-                   widest_vector_bits=widest, widest_simd=widest_name)
+    usable = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else logical
+    )
+    return CpuInfo(
+        model=model or platform.processor() or "unknown CPU",
+        arch=arch,
+        logical_cores=logical,
+        usable_cores=usable,
+        simd=simd,
+        widest_vector_bits=widest,
+        widest_simd=widest_name,
+    )
 
 
 # ---------------------------------------------------------------------------
 # CUDA
 # ---------------------------------------------------------------------------
 
+
 def cuda_driver_gpu_count() -> int:
     """Number of GPUs the CUDA driver reports, 0 when there is no working driver.
 
     Uses the driver API through ctypes so that Numba is not imported.
     """
-    names = ["libcuda.so.1", "libcuda.so", ctypes.util.find_library("cuda"), "nvcuda.dll"]
+    names = [
+        "libcuda.so.1",
+        "libcuda.so",
+        ctypes.util.find_library("cuda"),
+        "nvcuda.dll",
+    ]
     for name in filter(None, names):
         try:
             lib = ctypes.CDLL(name)
@@ -138,7 +172,7 @@ def cuda_driver_gpu_count() -> int:
 
 
 def select_cuda_backend() -> str:
-    """Choose the real GPU or the simulator for ``numba.cuda``; returns "gpu" or "simulator".
+    """Choose the real GPU or the simulator for ``numba.cuda``: "gpu" or "simulator".
 
     Call this before the first ``import numba``. Calling it again is harmless.
     """
@@ -156,7 +190,8 @@ def select_cuda_backend() -> str:
             have = "simulator" if config.ENABLE_CUDASIM else "gpu"
             raise RuntimeError(
                 f"numba was imported before select_cuda_backend() and uses the {have}; "
-                "restart the kernel and run the set-up cell first")
+                "restart the kernel and run the set-up cell first"
+            )
         return "simulator" if want_sim else "gpu"
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1" if want_sim else "0"
     return "simulator" if want_sim else "gpu"
@@ -166,7 +201,9 @@ def cuda_backend() -> str:
     """A sentence naming the backend in use: the GPU's name, or the simulator."""
     backend = select_cuda_backend()
     if backend == "simulator":
-        return "CUDA backend: Numba CUDA simulator (no GPU found; kernels run in Python)"
+        return (
+            "CUDA backend: Numba CUDA simulator (no GPU found; kernels run in Python)"
+        )
     from numba import cuda
 
     dev = cuda.get_current_device()

@@ -7,6 +7,7 @@ resolution; ``number`` is chosen automatically so that one sample lasts at least
 ``min_sample_s``. The result reports the median and the interquartile range, never the
 mean (one slow outlier — a page fault, another process — would move it).
 """
+
 from __future__ import annotations
 
 import statistics
@@ -52,15 +53,17 @@ class TimingResult:
         return min(self.samples)
 
     def per_second(self, work: float) -> float:
-        """Throughput: ``work`` units per call (FLOPs, bytes, images) divided by the median."""
+        """Throughput: ``work`` units per call (FLOPs, bytes, images) / the median."""
         return work / self.median
 
     def __str__(self) -> str:
         calls = f" × {self.number} calls" if self.number > 0 else ""
-        return (f"{self.name}: median {format_seconds(self.median)} "
-                f"(IQR {format_seconds(self.q1)}–{format_seconds(self.q3)}, "
-                f"{len(self.samples)} samples{calls}, {self.warmup} warm-up) "
-                f"on {self.hardware}")
+        return (
+            f"{self.name}: median {format_seconds(self.median)} "
+            f"(IQR {format_seconds(self.q1)}–{format_seconds(self.q3)}, "
+            f"{len(self.samples)} samples{calls}, {self.warmup} warm-up) "
+            f"on {self.hardware}"
+        )
 
 
 def _quantile(xs: Sequence[float], q: float) -> float:
@@ -71,10 +74,17 @@ def _quantile(xs: Sequence[float], q: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
-def measure(fn: Callable[..., Any], *args: Any, name: str | None = None,
-            warmup: int = 3, repeat: int = 15, number: int | None = None,
-            min_sample_s: float = 2e-3, max_number: int = 100_000,
-            hardware: str | None = None) -> TimingResult:
+def measure(
+    fn: Callable[..., Any],
+    *args: Any,
+    name: str | None = None,
+    warmup: int = 3,
+    repeat: int = 15,
+    number: int | None = None,
+    min_sample_s: float = 2e-3,
+    max_number: int = 100_000,
+    hardware: str | None = None,
+) -> TimingResult:
     """Time ``fn(*args)``; see the module docstring for the method."""
     if repeat < 1 or warmup < 0:
         raise ValueError("repeat must be >= 1 and warmup >= 0")
@@ -100,8 +110,13 @@ def measure(fn: Callable[..., Any], *args: Any, name: str | None = None,
         from .device import hardware_string
 
         hardware = hardware_string()
-    return TimingResult(name=name or getattr(fn, "__name__", "function"), samples=samples,
-                        number=number, warmup=warmup, hardware=hardware)
+    return TimingResult(
+        name=name or getattr(fn, "__name__", "function"),
+        samples=samples,
+        number=number,
+        warmup=warmup,
+        hardware=hardware,
+    )
 
 
 def table(results: Sequence[TimingResult], baseline: TimingResult | None = None) -> str:
@@ -111,7 +126,9 @@ def table(results: Sequence[TimingResult], baseline: TimingResult | None = None)
     lines = [f"{'':{width}}  {'median':>10}  {'IQR':>21}  {'vs ' + baseline.name:>12}"]
     for r in results:
         iqr = f"{format_seconds(r.q1)}–{format_seconds(r.q3)}"
-        lines.append(f"{r.name:{width}}  {format_seconds(r.median):>10}  {iqr:>21}  "
-                     f"{baseline.median / r.median:>11.2f}×")
+        lines.append(
+            f"{r.name:{width}}  {format_seconds(r.median):>10}  {iqr:>21}  "
+            f"{baseline.median / r.median:>11.2f}×"
+        )
     lines.append(f"hardware: {results[0].hardware}")
     return "\n".join(lines)

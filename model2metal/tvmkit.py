@@ -15,9 +15,11 @@ Traps this module handles for you:
 * **Threads.** TVM uses half the cores by default and pins the calling thread, which
   slows PyTorch in the same process; importing this module sets ``TVM_NUM_THREADS`` to
   the usable core count first (unless already set).
-* **noalias.** The attribute is ``"tirx.noalias"``; the old ``"tir.noalias"`` is silently
-  ignored and costs 2–3× on GEMM. TensorIR in the course writes :data:`NOALIAS`.
+* **noalias.** The attribute is ``"tirx.noalias"``; the old ``"tir.noalias"`` is
+  silently ignored and costs 2–3× on GEMM. TensorIR in the course writes
+  :data:`NOALIAS`.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,8 +34,19 @@ from tvm.script import tirx as T  # noqa: E402,F401  (re-exported: `from ... imp
 from tvm.target import Target  # noqa: E402
 
 __all__ = [
-    "tvm", "T", "NOALIAS", "version", "host_target", "build", "tensor", "empty",
-    "schedule", "tir_text", "llvm_ir", "assembly", "time_function",
+    "tvm",
+    "T",
+    "NOALIAS",
+    "version",
+    "host_target",
+    "build",
+    "tensor",
+    "empty",
+    "schedule",
+    "tir_text",
+    "llvm_ir",
+    "assembly",
+    "time_function",
 ]
 
 #: The function attribute that promises TVM the buffers do not overlap.
@@ -93,23 +106,40 @@ def assembly(executable) -> str:
     return executable.mod.inspect_source("asm")
 
 
-def time_function(executable, *args, name: str = "tvm", func: str = "main",
-                  number: int = 0, repeat: int = 15, min_repeat_ms: int = 2,
-                  warmup: int = 3):
+def time_function(
+    executable,
+    *args,
+    name: str = "tvm",
+    func: str = "main",
+    number: int = 0,
+    repeat: int = 15,
+    min_repeat_ms: int = 2,
+    warmup: int = 3,
+):
     """Time ``executable[func](*args)`` with TVM's own C++ timer.
 
-    Returns a :class:`model2metal.timing.TimingResult` (median, IQR, hardware) like every
-    other timing in the course. ``number=0`` lets TVM grow the inner loop until one sample
-    lasts ``min_repeat_ms``.
+    Returns a :class:`model2metal.timing.TimingResult` (median, IQR, hardware) like
+    every other timing in the course. ``number=0`` lets TVM grow the inner loop until
+    one sample lasts ``min_repeat_ms``.
     """
     from .device import hardware_string
     from .timing import TimingResult
 
     evaluator = executable.mod.time_evaluator(
-        func, tvm.cpu(), number=max(number, 1), repeat=repeat,
-        min_repeat_ms=min_repeat_ms if number == 0 else 0, cooldown_interval_ms=0)
+        func,
+        tvm.cpu(),
+        number=max(number, 1),
+        repeat=repeat,
+        min_repeat_ms=min_repeat_ms if number == 0 else 0,
+        cooldown_interval_ms=0,
+    )
     for _ in range(warmup):
         executable[func](*args)
     result = evaluator(*args)
-    return TimingResult(name=name, samples=[float(t) for t in result.results],
-                        number=number or 0, warmup=warmup, hardware=hardware_string())
+    return TimingResult(
+        name=name,
+        samples=[float(t) for t in result.results],
+        number=number or 0,
+        warmup=warmup,
+        hardware=hardware_string(),
+    )

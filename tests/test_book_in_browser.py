@@ -1,11 +1,12 @@
-"""The built book as a reader sees it, in headless Chromium (Debian's /usr/bin/chromium).
+"""The built book as a reader sees it, in headless Chromium (Debian's chromium).
 
-Needs `_build/html` (the `book` phase of `make test` builds it first). Every request to a
-host other than the local test server is blocked and reported: the book must read well
+Needs `_build/html` (the `book` phase of `make test` builds it first). Every request to
+a host other than the local test server is blocked and reported: the book must read well
 offline. Screenshots go to `_build/screenshots/` for a person to look at.
 
 A missing browser is a failure, not a skip: `.ci/run` installs it.
 """
+
 from __future__ import annotations
 
 import functools
@@ -22,9 +23,15 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium_path() -> str:
@@ -32,14 +39,18 @@ def chromium_path() -> str:
         path = shutil.which(name)
         if path:
             return path
-    pytest.fail("no Chromium found: install Debian's `chromium` package "
-                "(.ci/run does this in CI)")
+    pytest.fail(
+        "no Chromium found: install Debian's `chromium` package "
+        "(.ci/run does this in CI)"
+    )
 
 
 @pytest.fixture(scope="module")
 def server():
     if not (HTML / "index.html").exists():
-        pytest.fail("_build/html/index.html is missing: build the book first (make book)")
+        pytest.fail(
+            "_build/html/index.html is missing: build the book first (make book)"
+        )
     handler = functools.partial(_QuietHandler, directory=str(HTML))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -94,8 +105,10 @@ def open_page(page, server: str, path: str, shot: str):
 
 def wait_for_math(page) -> int:
     """Wait until MathJax has typeset the page; returns the number of formulas."""
-    page.wait_for_function("() => window.MathJax && MathJax.startup && "
-                           "MathJax.startup.promise", timeout=15_000)
+    page.wait_for_function(
+        "() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+        timeout=15_000,
+    )
     page.evaluate("() => MathJax.startup.promise")
     return page.locator("mjx-container").count()
 
@@ -103,14 +116,17 @@ def wait_for_math(page) -> int:
 def loaded_images(page, selector: str) -> int:
     return page.evaluate(
         f"() => [...document.querySelectorAll({selector!r})]"
-        ".filter(img => img.complete && img.naturalWidth > 0).length")
+        ".filter(img => img.complete && img.naturalWidth > 0).length"
+    )
 
 
 def test_landing_page(page, server):
     open_page(page, server, "index.html", "index.png")
     assert "Model to Metal" in page.title()
     nav = page.locator("nav.bd-docs-nav")
-    assert nav.get_by_text("Start here").count() > 0, "sidebar lacks the Start here part"
+    assert nav.get_by_text("Start here").count() > 0, (
+        "sidebar lacks the Start here part"
+    )
     assert nav.get_by_text("Lab 00.01").count() > 0, "sidebar lacks the first lab"
     assert page.external_requests == [], f"needs the network: {page.external_requests}"
 
@@ -127,12 +143,17 @@ def test_chapter_page_has_figure_and_typeset_math(page, server):
 
 
 def test_lab_page_has_launch_buttons_and_math(page, server):
-    open_page(page, server, "labs/00_start_here/lab00_01_toolchain.html", "lab00_01.png")
+    open_page(
+        page, server, "labs/00_start_here/lab00_01_toolchain.html", "lab00_01.png"
+    )
     assert "Lab 00.01" in page.title()
     hrefs = page.eval_on_selector_all(
-        ".dropdown-launch-buttons a", "els => els.map(e => e.href)")
+        ".dropdown-launch-buttons a", "els => els.map(e => e.href)"
+    )
     for service in ("colab.research.google.com", "mybinder.org", "hub"):
-        assert any(service in h for h in hrefs), f"no {service} launch button in {hrefs}"
+        assert any(service in h for h in hrefs), (
+            f"no {service} launch button in {hrefs}"
+        )
     assert any("labs/00_start_here/lab00_01_toolchain.ipynb" in h for h in hrefs)
     assert wait_for_math(page) >= 1
     assert page.get_by_text("NotImplementedError").count() >= 1, "lab shows no stub"
@@ -142,8 +163,12 @@ def test_lab_page_has_launch_buttons_and_math(page, server):
 
 
 def test_solution_page_shows_outputs_and_plot(page, server):
-    open_page(page, server, "solutions/00_start_here/lab00_01_toolchain.html",
-              "solution00_01.png")
+    open_page(
+        page,
+        server,
+        "solutions/00_start_here/lab00_01_toolchain.html",
+        "solution00_01.png",
+    )
     assert page.get_by_text("check_saxpy passed").count() >= 1
     assert loaded_images(page, "div.cell_output img") >= 1, "the timing plot is missing"
     page.locator("div.cell_output img").last.scroll_into_view_if_needed()

@@ -1,9 +1,16 @@
 """The building blocks of every check: messages name the case, expected and actual."""
+
 import numpy as np
 import pytest
 
-from model2metal.checks import (CheckFailed, assert_array_close, assert_equal,
-                                call_learner, describe, passed)
+from model2metal.checks import (
+    CheckFailed,
+    assert_array_close,
+    assert_equal,
+    call_learner,
+    describe,
+    passed,
+)
 
 
 def fails(fn, *args, **kwargs) -> str:
@@ -13,7 +20,9 @@ def fails(fn, *args, **kwargs) -> str:
 
 
 def test_shape_mismatch_names_case_and_both_shapes():
-    msg = fails(assert_array_close, np.zeros((2, 3)), np.zeros((3, 2)), "check_x", "case A")
+    msg = fails(
+        assert_array_close, np.zeros((2, 3)), np.zeros((3, 2)), "check_x", "case A"
+    )
     assert "check_x failed on case 'case A'" in msg
     assert "expected shape (3, 2)" in msg and "got shape (2, 3)" in msg
 
@@ -28,7 +37,9 @@ def test_value_mismatch_reports_max_errors_and_first_index():
 
 
 def test_nan_where_finite_expected_is_named():
-    msg = fails(assert_array_close, np.array([1.0, np.nan]), np.array([1.0, 2.0]), "c", "k")
+    msg = fails(
+        assert_array_close, np.array([1.0, np.nan]), np.array([1.0, 2.0]), "c", "k"
+    )
     assert "NaN/inf" in msg and "index (1,)" in msg and "overflow" in msg
 
 
@@ -38,8 +49,9 @@ def test_none_suggests_missing_return():
 
 def test_dtype_checked_only_when_asked():
     assert_array_close(np.zeros(2, np.float32), np.zeros(2), "c", "k")
-    msg = fails(assert_array_close, np.zeros(2, np.float32), np.zeros(2), "c", "k",
-                dtype="same")
+    msg = fails(
+        assert_array_close, np.zeros(2, np.float32), np.zeros(2), "c", "k", dtype="same"
+    )
     assert "expected dtype float64, got dtype float32" in msg
 
 
@@ -50,7 +62,9 @@ def test_scalar_mismatch_is_plain():
 
 def test_object_and_non_numeric_results_are_rejected():
     assert "numeric" in fails(assert_array_close, [object()], np.zeros(1), "c", "k")
-    assert "numbers" in fails(assert_array_close, np.array(["a"]), np.zeros(1), "c", "k")
+    assert "numbers" in fails(
+        assert_array_close, np.array(["a"]), np.zeros(1), "c", "k"
+    )
 
 
 def test_tolerance_accepts_rounding_differences():
@@ -95,8 +109,9 @@ def test_ipython_rendering_shows_only_the_message():
 
 
 def test_assert_equal_and_describe():
-    assert "expected [4, 16], got [16, 4]" in fails(assert_equal, [16, 4], [4, 16], "c",
-                                                    "k", what="widths")
+    assert "expected [4, 16], got [16, 4]" in fails(
+        assert_equal, [16, 4], [4, 16], "c", "k", what="widths"
+    )
     assert describe({"b", "a"}) == "{'a', 'b'}"
     assert describe(None) == "None"
     assert describe(np.zeros((0, 2))).endswith("(empty)")

@@ -1,5 +1,6 @@
 """Unit tests of the lab generator (tools/make_labs.py) and the cleaner
 (tools/clean_notebooks.py), on small synthetic notebooks."""
+
 from __future__ import annotations
 
 import sys
@@ -24,8 +25,11 @@ def notebook(*cells) -> nbformat.NotebookNode:
     """A notebook of ``cells`` with the metadata Jupyter writes, volatile parts too."""
     nb = new_notebook(cells=list(cells))
     nb.metadata = {
-        "kernelspec": {"display_name": "Python 3", "language": "python",
-                       "name": "python3"},
+        "kernelspec": {
+            "display_name": "Python 3",
+            "language": "python",
+            "name": "python3",
+        },
         "language_info": {"name": "python", "version": "3.11.9"},
         "widgets": {"state": {}},
     }
@@ -47,17 +51,24 @@ def lab_source(source: str) -> str:
 def executed_code_cell() -> nbformat.NotebookNode:
     """A code cell as Jupyter stores it after a run: counts, outputs, metadata."""
     volatile = {"iopub.status.idle": "2026-11-02T10:00:00.000000Z"}
-    cell = code("net = object()\nnet", execution_count=7,
-                metadata={"tags": ["nbval-ignore-output"], "execution": volatile})
+    cell = code(
+        "net = object()\nnet",
+        execution_count=7,
+        metadata={"tags": ["nbval-ignore-output"], "execution": volatile},
+    )
     cell.outputs = [
         new_output("stream", name="stdout", text="made <object at 0x7f3a2c9e1d50>\n"),
-        new_output("execute_result", data={"text/plain": "<object at 0x7f3a2c9e1d50>"},
-                   execution_count=7),
+        new_output(
+            "execute_result",
+            data={"text/plain": "<object at 0x7f3a2c9e1d50>"},
+            execution_count=7,
+        ),
     ]
     return cell
 
 
 # --- the stub ---------------------------------------------------------------------
+
 
 def test_stub_keeps_indentation_in_a_method():
     source = '''
@@ -71,23 +82,25 @@ class Net:
 '''
     assert lab_source(source) == (
         'class Net:\n    def forward(self, x):\n        """Double x."""\n'
-        '        raise NotImplementedError("lab02_03: implement forward()")')
+        '        raise NotImplementedError("lab02_03: implement forward()")'
+    )
 
 
 def test_marker_text_is_the_message():
-    source = '''
+    source = """
 def saxpy(a, x, y):
     ### BEGIN SOLUTION: implement saxpy with one NumPy expression
     return a * x + y
     ### END SOLUTION
-'''
+"""
     assert lab_source(source).endswith(
-        '    raise NotImplementedError('
-        '"lab02_03: implement saxpy with one NumPy expression")')
+        "    raise NotImplementedError("
+        '"lab02_03: implement saxpy with one NumPy expression")'
+    )
 
 
 def test_message_names_the_innermost_def_through_other_blocks():
-    source = '''
+    source = """
 def relu(x):
     return max(x, 0)
 
@@ -97,13 +110,13 @@ def clip(x, low):
         x = low
         ### END SOLUTION
     return x
-'''
+"""
     stub = '        raise NotImplementedError("lab02_03: implement clip()")'
     assert f"{stub}\n    return x" in lab_source(source)
 
 
 def test_message_names_a_class_and_falls_back_to_the_cell():
-    source = '''
+    source = """
 class Tiny:
     ### BEGIN SOLUTION
     size = 3
@@ -112,14 +125,15 @@ class Tiny:
 answer = Tiny.size
 ### END SOLUTION
 print(answer)
-'''
+"""
     assert lab_source(source) == (
         'class Tiny:\n    raise NotImplementedError("lab02_03: implement Tiny")\n'
-        'raise NotImplementedError("lab02_03: complete this cell")\nprint(answer)')
+        'raise NotImplementedError("lab02_03: complete this cell")\nprint(answer)'
+    )
 
 
 def test_several_marker_pairs_in_one_cell():
-    source = '''
+    source = """
 def f():
     ### BEGIN SOLUTION
     return 1
@@ -129,10 +143,11 @@ def g():
     ### BEGIN SOLUTION: return two
     return 2
     ### END SOLUTION
-'''
+"""
     assert lab_source(source) == (
         'def f():\n    raise NotImplementedError("lab02_03: implement f()")\n\n'
-        'def g():\n    raise NotImplementedError("lab02_03: return two")')
+        'def g():\n    raise NotImplementedError("lab02_03: return two")'
+    )
 
 
 def test_message_quotes_are_escaped():
@@ -142,13 +157,22 @@ def test_message_quotes_are_escaped():
         exec(result, {})
 
 
-@pytest.mark.parametrize("source, problem", [
-    ("x = 1\n### BEGIN SOLUTION\nx = 2", "line 2: BEGIN SOLUTION without END"),
-    ("x = 1\n### END SOLUTION", "line 2: END SOLUTION without BEGIN"),
-    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n### END SOLUTION",
-     "line 2: BEGIN SOLUTION inside"),
-    ("x = 1  ### BEGIN SOLUTION\n### END SOLUTION", "line 1: a solution marker must"),
-])
+@pytest.mark.parametrize(
+    "source, problem",
+    [
+        ("x = 1\n### BEGIN SOLUTION\nx = 2", "line 2: BEGIN SOLUTION without END"),
+        ("x = 1\n### END SOLUTION", "line 2: END SOLUTION without BEGIN"),
+        (
+            "### BEGIN SOLUTION\n### BEGIN SOLUTION\n"
+            "### END SOLUTION\n### END SOLUTION",
+            "line 2: BEGIN SOLUTION inside",
+        ),
+        (
+            "x = 1  ### BEGIN SOLUTION\n### END SOLUTION",
+            "line 1: a solution marker must",
+        ),
+    ],
+)
 def test_bad_markers_raise_with_cell_and_line(source, problem):
     nb = notebook(new_markdown_cell("# Lab"), new_code_cell(source))
     with pytest.raises(MarkerError, match=f"cell 1, {problem}"):
@@ -157,9 +181,12 @@ def test_bad_markers_raise_with_cell_and_line(source, problem):
 
 # --- cells, tags, outputs and metadata -------------------------------------------
 
+
 def test_solution_markdown_becomes_a_placeholder_without_the_tag():
-    nb = notebook(new_markdown_cell("Because caches.", metadata={"tags": ["solution"]}),
-                  new_markdown_cell("Why?", metadata={"tags": ["solution", "keep"]}))
+    nb = notebook(
+        new_markdown_cell("Because caches.", metadata={"tags": ["solution"]}),
+        new_markdown_cell("Why?", metadata={"tags": ["solution", "keep"]}),
+    )
     lab = make_lab(nb, LAB_ID)
     assert [cell.source for cell in lab.cells] == ["*Your answer here.*"] * 2
     assert lab.cells[0].metadata == {}
@@ -167,8 +194,11 @@ def test_solution_markdown_becomes_a_placeholder_without_the_tag():
 
 
 def test_remove_in_lab_cells_are_dropped():
-    nb = notebook(new_markdown_cell("keep"), code("secret()", metadata={
-        "tags": ["remove-in-lab"]}), code("pip()", metadata={"tags": ["nbval-skip"]}))
+    nb = notebook(
+        new_markdown_cell("keep"),
+        code("secret()", metadata={"tags": ["remove-in-lab"]}),
+        code("pip()", metadata={"tags": ["nbval-skip"]}),
+    )
     lab = make_lab(nb, LAB_ID)
     assert [cell.source for cell in lab.cells] == ["keep", "pip()"]
     assert [cell.id for cell in lab.cells] == ["c000", "c002"]
@@ -181,19 +211,24 @@ def test_outputs_counts_and_volatile_metadata_are_stripped():
     cell = lab.cells[0]
     assert cell.outputs == [] and cell.execution_count is None
     assert cell.metadata == {"tags": ["nbval-ignore-output"]}
-    assert lab.metadata == {"kernelspec": nb.metadata.kernelspec,
-                            "language_info": {"name": "python"}}
+    assert lab.metadata == {
+        "kernelspec": nb.metadata.kernelspec,
+        "language_info": {"name": "python"},
+    }
     assert nb.cells[0].outputs, "make_lab must not change its argument"
 
 
 def test_lab_id_from_path():
-    assert lab_id_from_path("solutions/00_start_here/lab00_01_toolchain.ipynb") \
+    assert (
+        lab_id_from_path("solutions/00_start_here/lab00_01_toolchain.ipynb")
         == "lab00_01"
+    )
     with pytest.raises(ValueError, match="labNN_MM_slug"):
         lab_id_from_path("solutions/00_start_here/toolchain.ipynb")
 
 
 # --- the command line, on a fake tree --------------------------------------------
+
 
 def write_solution(root: Path, *cells, relative: Path = RELATIVE) -> Path:
     """Store a solution notebook at ``root/solutions/relative``."""
@@ -205,10 +240,11 @@ def write_solution(root: Path, *cells, relative: Path = RELATIVE) -> Path:
 
 def exercise_cells():
     """A header, one exercise and an executed cell."""
-    return (new_markdown_cell("# Lab 02.03"),
-            code("def f():\n    ### BEGIN SOLUTION\n    return 1\n"
-                 "    ### END SOLUTION"),
-            executed_code_cell())
+    return (
+        new_markdown_cell("# Lab 02.03"),
+        code("def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION"),
+        executed_code_cell(),
+    )
 
 
 def test_generation_is_byte_deterministic(tmp_path):
@@ -226,8 +262,9 @@ def test_check_reports_drift_missing_and_stale_labs(tmp_path, capsys):
     solution = write_solution(tmp_path, *exercise_cells())
     make_labs.main(["--root", str(tmp_path)])
     write_solution(tmp_path, *exercise_cells(), new_markdown_cell("new"))
-    write_solution(tmp_path, *exercise_cells(),
-                   relative=Path("02_vision/lab02_04_x.ipynb"))
+    write_solution(
+        tmp_path, *exercise_cells(), relative=Path("02_vision/lab02_04_x.ipynb")
+    )
     stale = tmp_path / "labs/05_hardware/lab05_01_gone.ipynb"
     stale.parent.mkdir(parents=True)
     stale.write_text("{}")
@@ -254,9 +291,13 @@ def test_cli_marker_error_names_the_file(tmp_path, capsys):
 
 # --- the cleaner ------------------------------------------------------------------
 
+
 def test_cleaner_keeps_outputs_renumbers_counts_strips_addresses_and_metadata():
-    nb = notebook(new_markdown_cell("Hi", metadata={"collapsed": True}),
-                  executed_code_cell(), executed_code_cell())
+    nb = notebook(
+        new_markdown_cell("Hi", metadata={"collapsed": True}),
+        executed_code_cell(),
+        executed_code_cell(),
+    )
     clean = clean_notebook(nb)
     cell = clean.cells[1]
     # counts stay (nbval needs them) but are 1, 2, ... whatever the kernel numbered

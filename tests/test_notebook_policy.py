@@ -4,6 +4,7 @@ Solutions are the source of the labs and carry clean outputs; labs are generated
 none, and open with a header cell. Every test is parametrized by notebook, so that a
 failure names the file.
 """
+
 from __future__ import annotations
 
 import re
@@ -31,8 +32,11 @@ HEADER_WORDS = ("Objectives", "Estimated time", "Prerequisites", "GPU")
 
 def relative_paths(folder: Path) -> list[str]:
     """Notebooks under ``folder`` as sorted POSIX paths relative to it."""
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.ipynb")
-                  if ".ipynb_checkpoints" not in p.parts)
+    return sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*.ipynb")
+        if ".ipynb_checkpoints" not in p.parts
+    )
 
 
 SOLUTION_PATHS, LAB_PATHS = relative_paths(SOLUTIONS), relative_paths(LABS)
@@ -65,8 +69,9 @@ def test_names(relative):
     folder_match, file_match = FOLDER_NAME.fullmatch(folder), FILE_NAME.fullmatch(name)
     assert folder_match, f"{relative}: the folder must be NN_slug (e.g. 05_hardware)"
     assert file_match, f"{relative}: the file must be labNN_MM_slug.ipynb"
-    assert folder_match["chapter"] == file_match["chapter"], \
+    assert folder_match["chapter"] == file_match["chapter"], (
         f"{relative}: the lab's chapter number differs from its folder's"
+    )
 
 
 @pytest.mark.parametrize("relative", LAB_PATHS)
@@ -84,8 +89,9 @@ def test_lab_header(relative):
     first = read(LABS / relative).cells[0]
     assert first.cell_type == "markdown", "the first cell must be the Markdown header"
     title = f"# Lab {numbers['chapter']}.{numbers['number']}" if numbers else "# Lab"
-    assert re.match(rf"{re.escape(title)}\b", first.source), \
+    assert re.match(rf"{re.escape(title)}\b", first.source), (
         f"the header must start with {title!r}"
+    )
     missing = [word for word in HEADER_WORDS if word not in first.source]
     assert not missing, f"the header lacks {missing}"
 
@@ -93,10 +99,12 @@ def test_lab_header(relative):
 @pytest.mark.parametrize("relative", SOLUTION_PATHS)
 def test_solution_has_outputs_and_is_clean(relative):
     nb = read(SOLUTIONS / relative)
-    assert any(cell.outputs for _, cell in code_cells(nb)), \
+    assert any(cell.outputs for _, cell in code_cells(nb)), (
         "a solution is committed with its outputs: run make solutions"
-    assert clean_notebook(nb) == nb, \
+    )
+    assert clean_notebook(nb) == nb, (
         "not clean: run python tools/clean_notebooks.py (or make solutions)"
+    )
 
 
 @pytest.mark.parametrize("relative", SOLUTION_PATHS)
@@ -106,11 +114,13 @@ def test_every_exercise_is_followed_by_a_check(relative):
         if MARKERS[0] not in cell.source:
             continue
         following = cells[position + 1][1].source if position + 1 < len(cells) else ""
-        assert CHECK_CALL.search(following), \
+        assert CHECK_CALL.search(following), (
             f"the exercise in cell {index} must be followed by a check_...() cell"
+        )
 
 
 def test_labs_are_in_sync():
     drift = find_drift(ROOT)
-    assert not drift, "labs/ is out of sync with solutions/ (run make labs):\n" + \
-        "\n".join(drift)
+    assert not drift, (
+        "labs/ is out of sync with solutions/ (run make labs):\n" + "\n".join(drift)
+    )

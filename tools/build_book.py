@@ -6,6 +6,7 @@ page. Chapters are executed through jupyter-cache, so unchanged pages are not re
 A plain ``jupyter-book build`` exits 0 even when a chapter cell raises; with these
 flags it exits 1.
 """
+
 from __future__ import annotations
 
 import os

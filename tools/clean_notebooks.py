@@ -19,6 +19,7 @@ Without NOTEBOOK arguments it cleans every ``solutions/**/*.ipynb`` under the ro
 repository by default). ``--check`` changes nothing and exits 1 if a notebook is not
 clean.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -85,19 +86,34 @@ def write_notebook(nb: NotebookNode, path: Path) -> None:
 
 def solution_paths(root: Path) -> list[Path]:
     """Every solution notebook under ``root/solutions``, sorted, without checkpoints."""
-    return sorted(p for p in (root / "solutions").rglob("*.ipynb")
-                  if ".ipynb_checkpoints" not in p.parts)
+    return sorted(
+        p
+        for p in (root / "solutions").rglob("*.ipynb")
+        if ".ipynb_checkpoints" not in p.parts
+    )
+
+
+def add_root_option(parser: argparse.ArgumentParser) -> None:
+    """The ``--root`` option every tool shares: the repository to work on."""
+    parser.add_argument("--root", type=Path, default=REPO_ROOT,
+                        help="repository root (default: this repository)")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("notebooks", nargs="*", type=Path,
-                        help="notebooks to clean (default: solutions/**/*.ipynb)")
-    parser.add_argument("--check", action="store_true",
-                        help="change nothing; exit 1 if a notebook is not clean")
-    parser.add_argument("--root", type=Path, default=REPO_ROOT,
-                        help="repository root (default: this repository)")
+    parser.add_argument(
+        "notebooks",
+        nargs="*",
+        type=Path,
+        help="notebooks to clean (default: solutions/**/*.ipynb)",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="change nothing; exit 1 if a notebook is not clean",
+    )
+    add_root_option(parser)
     args = parser.parse_args(argv)
     paths = args.notebooks or solution_paths(args.root)
     dirty = []

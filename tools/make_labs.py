@@ -24,6 +24,7 @@ Without options it writes ``labs/`` and deletes labs whose solution is gone. ``-
 writes nothing: it lists labs that differ from what would be generated, are missing, or
 have no solution, and exits 1 if there is any. Marker errors exit 1 too.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,12 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from clean_notebooks import REPO_ROOT, clean_notebook, notebook_text, solution_paths
+from clean_notebooks import (
+    add_root_option,
+    clean_notebook,
+    notebook_text,
+    solution_paths,
+)
 
 BEGIN = re.compile(r"^(?P<indent>\s*)### BEGIN SOLUTION\b:?\s*(?P<what>.*?)\s*$")
 END = re.compile(r"^\s*### END SOLUTION\s*$")
@@ -87,12 +93,15 @@ def _stub_source(source: str, lab_id: str, cell_index: int) -> str:
         where = f"cell {cell_index}, line {number + 1}"
         opening, closing = BEGIN.match(line), END.match(line)
         if opening and begin is not None:
-            raise MarkerError(f"{where}: BEGIN SOLUTION inside the BEGIN SOLUTION of "
-                              f"line {begin + 1} (markers cannot nest)")
+            raise MarkerError(
+                f"{where}: BEGIN SOLUTION inside the BEGIN SOLUTION of "
+                f"line {begin + 1} (markers cannot nest)"
+            )
         if closing and begin is None:
             raise MarkerError(f"{where}: END SOLUTION without BEGIN SOLUTION")
-        if not (opening or closing) and ("### BEGIN SOLUTION" in line
-                                         or "### END SOLUTION" in line):
+        if not (opening or closing) and (
+            "### BEGIN SOLUTION" in line or "### END SOLUTION" in line
+        ):
             raise MarkerError(f"{where}: a solution marker must be alone on its line")
         if opening:
             begin = number
@@ -104,8 +113,9 @@ def _stub_source(source: str, lab_id: str, cell_index: int) -> str:
         elif begin is None:
             out.append(line)
     if begin is not None:
-        raise MarkerError(f"cell {cell_index}, line {begin + 1}: "
-                          "BEGIN SOLUTION without END SOLUTION")
+        raise MarkerError(
+            f"cell {cell_index}, line {begin + 1}: BEGIN SOLUTION without END SOLUTION"
+        )
     return "\n".join(out)
 
 
@@ -153,8 +163,11 @@ def expected_labs(root: Path) -> dict[Path, str]:
 def _lab_paths(root: Path) -> dict[Path, Path]:
     """Relative path -> path of every lab notebook on disk under ``root/labs``."""
     labs_dir = root / "labs"
-    return {p.relative_to(labs_dir): p for p in sorted(labs_dir.rglob("*.ipynb"))
-            if ".ipynb_checkpoints" not in p.parts}
+    return {
+        p.relative_to(labs_dir): p
+        for p in sorted(labs_dir.rglob("*.ipynb"))
+        if ".ipynb_checkpoints" not in p.parts
+    }
 
 
 def find_drift(root: Path) -> list[str]:
@@ -167,8 +180,11 @@ def find_drift(root: Path) -> list[str]:
             problems.append(f"missing: labs/{relative.as_posix()}")
         elif path.read_text(encoding="utf-8") != text:
             problems.append(f"differs: labs/{relative.as_posix()}")
-    problems += [f"no solution: labs/{relative.as_posix()}"
-                 for relative in on_disk if relative not in expected]
+    problems += [
+        f"no solution: labs/{relative.as_posix()}"
+        for relative in on_disk
+        if relative not in expected
+    ]
     return problems
 
 
@@ -193,10 +209,12 @@ def write_labs(root: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if labs/ is out of sync")
-    parser.add_argument("--root", type=Path, default=REPO_ROOT,
-                        help="repository root (default: this repository)")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if labs/ is out of sync",
+    )
+    add_root_option(parser)
     args = parser.parse_args(argv)
     try:
         if not args.check:

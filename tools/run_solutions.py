@@ -10,6 +10,7 @@ untouched. Then the labs are regenerated as by ``make_labs.py``. Usage::
 Without NOTEBOOK arguments it runs every ``solutions/**/*.ipynb``. Exits 1 if a
 notebook failed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,7 +22,12 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from clean_notebooks import REPO_ROOT, clean_notebook, solution_paths, write_notebook
+from clean_notebooks import (
+    add_root_option,
+    clean_notebook,
+    solution_paths,
+    write_notebook,
+)
 import make_labs
 from model2metal.device import select_cuda_backend
 
@@ -31,8 +37,12 @@ CELL_TIMEOUT_S = 600
 def run_notebook(path: Path) -> None:
     """Execute ``path`` in a fresh kernel and write it back cleaned, outputs kept."""
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT_S,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
     client.execute()
     write_notebook(clean_notebook(nb), path)
 
@@ -40,10 +50,13 @@ def run_notebook(path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("notebooks", nargs="*", type=Path,
-                        help="solutions to run (default: solutions/**/*.ipynb)")
-    parser.add_argument("--root", type=Path, default=REPO_ROOT,
-                        help="repository root (default: this repository)")
+    parser.add_argument(
+        "notebooks",
+        nargs="*",
+        type=Path,
+        help="solutions to run (default: solutions/**/*.ipynb)",
+    )
+    add_root_option(parser)
     args = parser.parse_args(argv)
     # Kernels inherit os.environ: NUMBA_ENABLE_CUDASIM must be set before they start.
     print(f"CUDA backend for the kernels: {select_cuda_backend()}")

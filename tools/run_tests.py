@@ -11,6 +11,7 @@ Phases (all run, even after a failure, so one run shows every problem):
 
 The last line is a plain summary, ``N passed, N failed``, of the phases.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,20 @@ PYTEST = [PY, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
 PHASES = [
     ("unit", PYTEST + ["tests", "-m", "not notebooks and not browser"]),
     ("stubs", PYTEST + ["tests", "-m", "notebooks"]),
-    ("nbval", PYTEST + ["--nbval", "solutions", "--nbval-sanitize-with",
-                        "tests/nbval_sanitize.cfg", "-n", "2", "--dist", "loadfile"]),
+    (
+        "nbval",
+        PYTEST
+        + [
+            "--nbval",
+            "solutions",
+            "--nbval-sanitize-with",
+            "tests/nbval_sanitize.cfg",
+            "-n",
+            "2",
+            "--dist",
+            "loadfile",
+        ],
+    ),
     ("book", [PY, "tools/build_book.py"]),
     ("browser", PYTEST + ["tests", "-m", "browser"]),
 ]
@@ -50,7 +63,10 @@ def main(argv: list[str]) -> int:
         results.append((name, status, time.perf_counter() - start))
     print("\n=== make test summary")
     for name, status, seconds in results:
-        print(f"{name:8} {'ok' if status == 0 else f'FAILED ({status})':12} {seconds:7.1f} s")
+        print(
+            f"{name:8} {'ok' if status == 0 else f'FAILED ({status})':12} "
+            f"{seconds:7.1f} s"
+        )
     total = sum(s for _, _, s in results)
     failed = sum(1 for _, status, _ in results if status != 0)
     print(f"{'total':8} {'':12} {total:7.1f} s")

@@ -1,9 +1,24 @@
 """Checks for the labs: the shared building blocks and one module per lab.
 
-    from model2metal.checks.lab00_01 import check_saxpy
+from model2metal.checks.lab00_01 import check_saxpy
 """
-from .core import (CheckFailed, assert_array_close, assert_equal, assert_true,
-                   call_learner, describe, passed)
 
-__all__ = ["CheckFailed", "assert_array_close", "assert_equal", "assert_true",
-           "call_learner", "describe", "passed"]
+from .core import (
+    CheckFailed,
+    assert_array_close,
+    assert_equal,
+    assert_true,
+    call_learner,
+    describe,
+    passed,
+)
+
+__all__ = [
+    "CheckFailed",
+    "assert_array_close",
+    "assert_equal",
+    "assert_true",
+    "call_learner",
+    "describe",
+    "passed",
+]

@@ -12,6 +12,7 @@ and never shows the reference implementation. In Jupyter the error is rendered a
 message alone (no traceback through the helper package); the learner's own line that
 raised is quoted when their code throws.
 """
+
 from __future__ import annotations
 
 import linecache
@@ -39,7 +40,9 @@ class CheckFailed(AssertionError):
     The message is the whole story; in IPython it is shown without a traceback.
     """
 
-    def __init__(self, check: str, case: str | None, problem: str, hint: str | None = None):
+    def __init__(
+        self, check: str, case: str | None, problem: str, hint: str | None = None
+    ):
         self.check, self.case, self.problem, self.hint = check, case, problem, hint
         lines = [f"{check} failed" + (f" on case {case!r}" if case else "") + ":"]
         lines += ["  " + line for line in problem.splitlines()]
@@ -47,13 +50,16 @@ class CheckFailed(AssertionError):
             lines.append(f"  Hint: {hint}")
         super().__init__("\n".join(lines))
 
-    def _render_traceback_(self) -> list[str]:  # IPython: show the message, not the stack
+    def _render_traceback_(
+        self,
+    ) -> list[str]:  # IPython: show the message, not the stack
         return [f"\x1b[31mCheckFailed\x1b[0m: {self}"]
 
 
 # ---------------------------------------------------------------------------
 # describing values
 # ---------------------------------------------------------------------------
+
 
 def _to_numpy(x: Any) -> Any:
     """Torch tensors, TVM tensors and CUDA device arrays become NumPy arrays."""
@@ -78,14 +84,18 @@ def describe(x: Any, max_items: int = 6) -> str:
         if x_np.size == 0:
             return head + " (empty)"
         flat = x_np.ravel()
-        shown = np.array2string(flat[:max_items], precision=4, separator=", ",
-                                suppress_small=True)
+        shown = np.array2string(
+            flat[:max_items], precision=4, separator=", ", suppress_small=True
+        )
         more = ", ..." if flat.size > max_items else ""
         return f"{head} values {shown[:-1]}{more}]"
     if isinstance(x, (set, frozenset)):
         items = sorted(map(repr, x))
-        return "{" + ", ".join(items[:8]) + (", ..." if len(items) > 8 else "") + "}" \
-            if items else "set()"
+        return (
+            "{" + ", ".join(items[:8]) + (", ..." if len(items) > 8 else "") + "}"
+            if items
+            else "set()"
+        )
     if isinstance(x, (list, tuple)):
         if all(isinstance(v, (int, float, str, bool, np.number)) for v in x):
             text = repr([v.item() if isinstance(v, np.generic) else v for v in x])
@@ -106,6 +116,7 @@ def describe(x: Any, max_items: int = 6) -> str:
 # running learner code
 # ---------------------------------------------------------------------------
 
+
 def _learner_frame(tb) -> tuple[str, int, str] | None:
     """The last traceback frame that comes from a notebook cell or a learner file."""
     here = __name__.rsplit(".", 2)[0]  # "model2metal"
@@ -120,8 +131,15 @@ def _learner_frame(tb) -> tuple[str, int, str] | None:
     return found
 
 
-def call_learner(check: str, case: str, fn: Callable, *args: Any,
-                 hint: str | None = None, label: str | None = None, **kwargs: Any) -> Any:
+def call_learner(
+    check: str,
+    case: str,
+    fn: Callable,
+    *args: Any,
+    hint: str | None = None,
+    label: str | None = None,
+    **kwargs: Any,
+) -> Any:
     """Call the learner's ``fn`` and turn any exception into a readable CheckFailed.
 
     ``label`` names the code in the message (default: ``fn``'s name + "()").
@@ -129,8 +147,12 @@ def call_learner(check: str, case: str, fn: Callable, *args: Any,
     lab's own stub message says what to implement.
     """
     if not callable(fn):
-        raise CheckFailed(check, case, f"expected a function, got {describe(fn)}",
-                          "pass the function itself, without calling it: check_x(my_fn)")
+        raise CheckFailed(
+            check,
+            case,
+            f"expected a function, got {describe(fn)}",
+            "pass the function itself, without calling it: check_x(my_fn)",
+        )
     try:
         return fn(*args, **kwargs)
     except NotImplementedError:
@@ -142,7 +164,8 @@ def call_learner(check: str, case: str, fn: Callable, *args: Any,
         inputs = ", ".join(describe(a) for a in args)
         if kwargs:
             inputs += (", " if inputs else "") + ", ".join(
-                f"{k}={describe(v)}" for k, v in kwargs.items())
+                f"{k}={describe(v)}" for k, v in kwargs.items()
+            )
         lines = [f"your {name} raised {type(exc).__name__}: {exc}"]
         if inputs:
             lines.append(f"input: {inputs}")
@@ -157,38 +180,59 @@ def call_learner(check: str, case: str, fn: Callable, *args: Any,
 # comparisons
 # ---------------------------------------------------------------------------
 
-def assert_true(condition: bool, check: str, case: str, problem: str,
-                hint: str | None = None) -> None:
+
+def assert_true(
+    condition: bool, check: str, case: str, problem: str, hint: str | None = None
+) -> None:
     if not condition:
         raise CheckFailed(check, case, problem, hint)
 
 
-def assert_equal(actual: Any, expected: Any, check: str, case: str,
-                 what: str = "result", hint: str | None = None) -> None:
+def assert_equal(
+    actual: Any,
+    expected: Any,
+    check: str,
+    case: str,
+    what: str = "result",
+    hint: str | None = None,
+) -> None:
     """Exact equality for small Python values (ints, strings, tuples, booleans)."""
     if actual != expected:
-        raise CheckFailed(check, case,
-                          f"{what}: expected {describe(expected)}, got {describe(actual)}",
-                          hint)
+        raise CheckFailed(
+            check,
+            case,
+            f"{what}: expected {describe(expected)}, got {describe(actual)}",
+            hint,
+        )
 
 
-def assert_array_close(actual: Any, expected: Any, check: str, case: str, *,
-                       rtol: float = 1e-5, atol: float = 1e-8,
-                       dtype: Any = None, what: str = "result",
-                       hint: str | None = None) -> None:
+def assert_array_close(
+    actual: Any,
+    expected: Any,
+    check: str,
+    case: str,
+    *,
+    rtol: float = 1e-5,
+    atol: float = 1e-8,
+    dtype: Any = None,
+    what: str = "result",
+    hint: str | None = None,
+) -> None:
     """Compare an array-like result with the expected array.
 
     Reports, in this order: ``None``; a value that is not array-like; a wrong shape; a
     wrong dtype (only when ``dtype`` is given: ``"same"`` means "that of expected");
     NaN or inf where the expected values are finite; values outside
-    ``|actual - expected| <= atol + rtol * |expected|`` with the max absolute and relative
-    error and the first mismatching index.
+    ``|actual - expected| <= atol + rtol * |expected|`` with the max absolute and
+    relative error and the first mismatching index.
     """
     fail = lambda problem, h=hint: CheckFailed(check, case, problem, h)  # noqa: E731
     expected = np.asarray(_to_numpy(expected))
     if actual is None:
-        raise fail(f"{what}: expected {describe(expected)}, got None",
-                   hint or "did you forget a `return` statement?")
+        raise fail(
+            f"{what}: expected {describe(expected)}, got None",
+            hint or "did you forget a `return` statement?",
+        )
     actual_np = _to_numpy(actual)
     try:
         actual_arr = np.asarray(actual_np)
@@ -197,14 +241,22 @@ def assert_array_close(actual: Any, expected: Any, check: str, case: str, *,
     if actual_arr.dtype == object:
         raise fail(f"{what}: expected a numeric array, got {describe(actual)}")
     if actual_arr.shape != expected.shape:
-        raise fail(f"{what}: expected shape {expected.shape}, got shape {actual_arr.shape} "
-                   f"({describe(actual)})",
-                   hint or "check the axis you reduce over and any transposes")
+        raise fail(
+            f"{what}: expected shape {expected.shape}, got shape {actual_arr.shape} "
+            f"({describe(actual)})",
+            hint or "check the axis you reduce over and any transposes",
+        )
     if dtype is not None:
-        want = expected.dtype if isinstance(dtype, str) and dtype == "same" else np.dtype(dtype)
+        want = (
+            expected.dtype
+            if isinstance(dtype, str) and dtype == "same"
+            else np.dtype(dtype)
+        )
         if actual_arr.dtype != want:
-            raise fail(f"{what}: expected dtype {want}, got dtype {actual_arr.dtype}",
-                       hint or "a float64 constant or np.zeros default can change the dtype")
+            raise fail(
+                f"{what}: expected dtype {want}, got dtype {actual_arr.dtype}",
+                hint or "a float64 constant or np.zeros default can change the dtype",
+            )
     if actual_arr.size == 0:
         return
     if not np.issubdtype(actual_arr.dtype, np.number) and actual_arr.dtype != bool:
@@ -215,14 +267,19 @@ def assert_array_close(actual: Any, expected: Any, check: str, case: str, *,
     if np.any(bad_nonfinite):
         idx = tuple(int(i) for i in np.argwhere(bad_nonfinite)[0])
         count = int(bad_nonfinite.sum())
-        raise fail(f"{what}: {count} NaN/inf value(s) where finite values were expected; "
-                   f"first at index {idx}: got {a[idx]}, expected {e[idx]:.6g}",
-                   hint or "an element never written (checks fill outputs with NaN), "
-                        "overflow (exp of a large number), 0/0 or log(0)")
+        raise fail(
+            f"{what}: {count} NaN/inf value(s) where finite values were expected; "
+            f"first at index {idx}: got {a[idx]}, expected {e[idx]:.6g}",
+            hint
+            or "an element never written (checks fill outputs with NaN), "
+            "overflow (exp of a large number), 0/0 or log(0)",
+        )
     if a.ndim == 0:
         if not abs(a - e) <= atol + rtol * abs(e):
-            raise fail(f"{what}: expected {float(e):.6g}, got {float(a):.6g} "
-                       f"(abs error {abs(float(a) - float(e)):.3g})")
+            raise fail(
+                f"{what}: expected {float(e):.6g}, got {float(a):.6g} "
+                f"(abs error {abs(float(a) - float(e)):.3g})"
+            )
         return
     with np.errstate(invalid="ignore"):  # inf - inf: handled on the next lines
         diff = np.abs(a - e)
@@ -239,7 +296,8 @@ def assert_array_close(actual: Any, expected: Any, check: str, case: str, *,
             f"{what}: {int(bad.sum())} of {bad.size} values differ "
             f"(max abs error {max_abs:.3g}, max rel error {max_rel:.3g}, "
             f"tolerance atol={atol:g} rtol={rtol:g})\n"
-            f"first mismatch at index {idx}: got {a[idx]:.6g}, expected {e[idx]:.6g}")
+            f"first mismatch at index {idx}: got {a[idx]:.6g}, expected {e[idx]:.6g}"
+        )
 
 
 def passed(check: str, n_cases: int | None = None, extra: str = "") -> None:

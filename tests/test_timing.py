@@ -1,0 +1,58 @@
+"""Timing: warm-up happens, the median and quartiles are right, tables read well."""
+
+import pytest
+
+from model2metal import timing
+
+
+def test_warmup_and_repeats_are_counted():
+    calls = []
+    r = timing.measure(
+        lambda: calls.append(1), warmup=4, repeat=5, number=3, hardware="test"
+    )
+    assert len(calls) == 4 + 5 * 3
+    assert len(r.samples) == 5 and r.number == 3 and r.hardware == "test"
+
+
+def test_number_grows_until_a_sample_is_long_enough():
+    r = timing.measure(lambda: None, repeat=3, min_sample_s=1e-3, hardware="test")
+    assert r.number > 1 and r.median * r.number > 1e-4
+
+
+def test_statistics_are_median_and_quartiles():
+    r = timing.TimingResult(
+        "f", [5.0, 1.0, 3.0, 2.0, 4.0], number=1, warmup=0, hardware="cpu"
+    )
+    assert (r.median, r.q1, r.q3, r.best) == (3.0, 2.0, 4.0, 1.0)
+    assert r.per_second(6.0) == 2.0
+    assert (
+        str(r) == "f: median 3 s (IQR 2 s–4 s, 5 samples × 1 calls, 0 warm-up) "
+        "on cpu"
+    )
+
+
+@pytest.mark.parametrize(
+    "seconds, text",
+    [
+        (2.5, "2.5 s"),
+        (1.5e-3, "1.5 ms"),
+        (2.25e-6, "2.25 µs"),
+        (3e-9, "3 ns"),
+        (0.0, "0 ns"),
+    ],
+)
+def test_format_seconds(seconds, text):
+    assert timing.format_seconds(seconds) == text
+
+
+def test_table_has_speedups_against_the_baseline():
+    slow = timing.TimingResult("slow", [4.0], 1, 0, "cpu")
+    fast = timing.TimingResult("fast", [1.0], 1, 0, "cpu")
+    text = timing.table([slow, fast])
+    assert "4.00×" in text.splitlines()[2] and "1.00×" in text.splitlines()[1]
+    assert text.endswith("hardware: cpu")
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError):
+        timing.measure(lambda: None, repeat=0)
