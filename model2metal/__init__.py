@@ -14,7 +14,10 @@ from __future__ import annotations
 import importlib
 
 __version__ = "0.1.0"
-_SUBMODULES = ("checks", "data", "device", "plotting", "seeding", "timing", "tvmkit")
+_SUBMODULES = (
+    "checks", "data", "device", "models", "plotting", "seeding", "shapes", "timing",
+    "tvmkit",
+)
 __all__ = list(_SUBMODULES)
 
 

@@ -2,9 +2,9 @@
 
 The same network travels through the book: trained in chapter 2
 (``tools/train_course_model.py`` writes ``assets/digits_cnn.pt``), exported to ONNX and
-folded in chapter 3, compiled by TVM in chapter 4, and its convolutions rewritten as SIMD
-and CUDA kernels in chapter 5. It is kept deliberately plain so that every one of those
-tools handles it:
+folded in chapter 3, compiled by TVM in chapter 4, and its convolutions rewritten as
+SIMD and CUDA kernels in chapter 5. It is kept deliberately plain so that every one of
+those tools handles it:
 
 * input: NCHW ``float32`` of shape ``(N, 1, 8, 8)``, normalised by :func:`preprocess`;
 * three blocks ``conv 3×3 (padding 1, no bias) → BatchNorm → ReLU``, the last two
@@ -15,8 +15,8 @@ tools handles it:
 * no data-dependent control flow, no dropout, only standard operators.
 
 The BatchNorm layers are there on purpose. In eval mode each one is an affine map per
-channel, ``y = γ (x - μ) / √(σ² + ε) + β``, that can be folded into the weights and a new
-bias of the convolution before it — one of chapter 3's lessons. That is also why the
+channel, ``y = γ (x - μ) / √(σ² + ε) + β``, that can be folded into the weights and a
+new bias of the convolution before it — one of chapter 3's lessons. That is also why the
 convolutions have no bias of their own: BatchNorm's β replaces it.
 
     from model2metal.models import load_course_model, preprocess
@@ -90,7 +90,7 @@ class DigitsCNN(nn.Module):
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Trainable parameters (BatchNorm's running statistics are buffers, not counted)."""
+    """Trainable parameters; BatchNorm's running statistics are buffers, not counted."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 

@@ -36,6 +36,13 @@ def test_value_mismatch_reports_max_errors_and_first_index():
     assert "first mismatch at index (1, 1): got 5, expected 4" in msg
 
 
+def test_relative_error_ignores_zero_expected_values():
+    msg = fails(assert_array_close, np.array([0.5, 2.2]), np.array([0.0, 2.0]), "c", "k")
+    assert "max abs error 0.5, max rel error 0.1," in msg
+    msg = fails(assert_array_close, np.array([0.5]), np.array([0.0]), "c", "k")
+    assert "max rel error n/a" in msg
+
+
 def test_nan_where_finite_expected_is_named():
     msg = fails(
         assert_array_close, np.array([1.0, np.nan]), np.array([1.0, 2.0]), "c", "k"

@@ -26,7 +26,7 @@ PYTEST = [PY, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
 
 PHASES = [
     ("unit", PYTEST + ["tests", "-m", "not notebooks and not browser"]),
-    ("stubs", PYTEST + ["tests", "-m", "notebooks"]),
+    ("stubs", PYTEST + ["tests", "-m", "notebooks", "-n", "2", "--dist", "load"]),
     (
         "nbval",
         PYTEST

@@ -1,14 +1,18 @@
 """Train the course model and write its weights to ``model2metal/assets/digits_cnn.pt``.
 
 The model is ``model2metal.models.DigitsCNN`` (see that module for the architecture);
-the data is ``model2metal.data.load_digits_split()``. Only the training split is used for
-training: 10 % of it (stratified) is held out as a validation set that picks the best
-epoch, and the test split is touched once, at the end, to report accuracy. Training uses
+the data is ``model2metal.data.load_digits_split()``. Only the training split is used
+for training: 10 % of it (stratified) is held out as a validation set that picks the
+best epoch, and the test split is touched once, at the end, to report accuracy. Training uses
 random shifts of up to one pixel as augmentation, AdamW and a one-cycle learning-rate
 schedule. Every source of randomness is seeded (split, initialisation, shuffling,
-augmentation) and PyTorch runs in deterministic mode, so a run on one machine always
-writes the same weights; other CPUs or thread counts may round differently, which is why
-the tests check the accuracy of a fresh run, not its bytes. Usage::
+augmentation), PyTorch runs in deterministic mode and on one thread, so a run on one
+machine always writes the same weights. One thread, because the order of floating-point
+sums in a multi-threaded convolution depends on the core count (2 and 1 threads gave
+different weights here), and because on a busy machine two threads were ten times slower
+than one for a model this small. Other CPUs (other SIMD code paths) may still round
+differently, which is why the tests check the accuracy of a fresh run, not its bytes.
+Usage::
 
     python tools/train_course_model.py [--out PATH] [--seed N] [--epochs N]
 
@@ -91,11 +95,14 @@ def train(
     when saved, ``path`` and ``bytes``.
     """
     deterministic_before = torch.are_deterministic_algorithms_enabled()
+    threads_before = torch.get_num_threads()
     torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)  # see the module docstring
     try:
         return _train(out_path, seed=seed, epochs=epochs, verbose=verbose)
     finally:
         torch.use_deterministic_algorithms(deterministic_before)
+        torch.set_num_threads(threads_before)
 
 
 def _train(out_path, *, seed: int, epochs: int, verbose: bool) -> dict:
@@ -131,7 +138,7 @@ def _train(out_path, *, seed: int, epochs: int, verbose: bool) -> dict:
             loss.backward()
             optimizer.step()
             schedule.step()
-            total += float(loss) * len(batch)
+            total += loss.item() * len(batch)
         val_acc = accuracy(model, x_val, y_val)
         if val_acc >= best[0]:  # ties: the later epoch, trained longer
             best = (val_acc, epoch, copy.deepcopy(model.state_dict()))
@@ -171,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{result['val_accuracy']:.4f}\n"
         f"test accuracy {result['test_accuracy']:.4f} "
         f"({result['n_params']:,} parameters, trained in {result['seconds']:.1f} s "
-        f"with {torch.get_num_threads()} threads)\n"
+        "on one thread)\n"
         f"wrote {result['path']} ({result['bytes'] / 1024:.1f} KiB)"
     )
     reloaded = load_course_model(result["path"])  # the way the book loads it

@@ -290,11 +290,13 @@ def assert_array_close(
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
         finite = np.isfinite(diff)
         max_abs = float(diff[finite].max()) if finite.any() else math.inf
-        denom = np.maximum(np.abs(e), np.finfo(np.float64).tiny)
-        max_rel = float((diff / denom)[finite].max()) if finite.any() else math.inf
+        # relative error only where it is defined: expected values that are not zero
+        has_rel = finite & (e != 0)
+        rel = f"{float((diff[has_rel] / np.abs(e[has_rel])).max()):.3g}" \
+            if has_rel.any() else "n/a"
         raise fail(
             f"{what}: {int(bad.sum())} of {bad.size} values differ "
-            f"(max abs error {max_abs:.3g}, max rel error {max_rel:.3g}, "
+            f"(max abs error {max_abs:.3g}, max rel error {rel}, "
             f"tolerance atol={atol:g} rtol={rtol:g})\n"
             f"first mismatch at index {idx}: got {a[idx]:.6g}, expected {e[idx]:.6g}"
         )
