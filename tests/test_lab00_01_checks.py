@@ -21,15 +21,9 @@ from model2metal import tvmkit  # noqa: E402
 from model2metal.checks import CheckFailed  # noqa: E402
 from model2metal.checks import lab00_01 as checks  # noqa: E402
 
+from check_helpers import rejects
+
 T = tvmkit.T
-
-
-def rejects(check, *args, expect: str) -> str:
-    with pytest.raises(CheckFailed) as info:
-        check(*args)
-    msg = str(info.value)
-    assert re.search(expect, msg, re.S), f"message lacks {expect!r}:\n{msg}"
-    return msg
 
 
 # --- NumPy ----------------------------------------------------------------------------

@@ -6,22 +6,14 @@ problem, not only that the check fails.
 """
 
 import math
-import re
 
 import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from model2metal.checks import CheckFailed
 from model2metal.checks import lab02_01 as checks
 
-
-def rejects(check, *args, expect: str) -> str:
-    with pytest.raises(CheckFailed) as info:
-        check(*args)
-    msg = str(info.value)
-    assert re.search(expect, msg, re.S), f"message lacks {expect!r}:\n{msg}"
-    return msg
+from check_helpers import rejects
 
 
 # --- building blocks (correct unless a flag says otherwise) ---------------------------
