@@ -1,0 +1,452 @@
+"""Lab 02_03's checks reject typical mistakes and accept other correct solutions.
+
+Each wrong implementation is a mistake learners (and published code) really make; the
+test also asserts that the message names the case and points at the problem.
+"""
+
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from model2metal.checks import lab02_03 as checks
+
+from check_helpers import rejects
+
+
+# --- correct solutions, written differently from the lab's --------------------------
+
+
+def area(b):
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    return (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+
+
+def iou_torch(a, b):
+    """IoU through PyTorch broadcasting, like torchvision.ops.box_iou (+ union 0)."""
+    a = torch.as_tensor(np.asarray(a, dtype=np.float64)).reshape(-1, 4)
+    b = torch.as_tensor(np.asarray(b, dtype=np.float64)).reshape(-1, 4)
+    lt = torch.max(a[:, None, :2], b[None, :, :2])
+    rb = torch.min(a[:, None, 2:], b[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    union = torch.as_tensor(area(a))[:, None] + torch.as_tensor(area(b))[None] - inter
+    return torch.where(union > 0, inter / union.clamp(min=1e-300), 0.0).numpy()
+
+
+def nms_mask(boxes, scores, thr):
+    """NMS with a precomputed IoU matrix and a 'removed' mask."""
+    order = np.lexsort((np.arange(len(scores)), -np.asarray(scores)))
+    ious = iou_torch(boxes, boxes)
+    removed = np.zeros(len(scores), bool)
+    keep = []
+    for i in order:
+        if not removed[i]:
+            keep.append(i)
+            removed |= ious[i] > thr
+    return np.array(keep, dtype=np.int64)
+
+
+def batched_per_class(boxes, scores, classes, thr):
+    keep = [
+        np.flatnonzero(classes == c)[nms_mask(boxes[classes == c], scores[classes == c],
+                                              thr)]
+        for c in np.unique(classes)
+    ]
+    keep = np.concatenate(keep) if keep else np.zeros(0, np.int64)
+    return keep[np.lexsort((keep, -scores[keep]))].astype(np.int64)
+
+
+def ap_voc(recall, precision):
+    r = np.concatenate([[0.0], recall, [1.0]])
+    p = np.concatenate([[0.0], precision, [0.0]])
+    for i in range(len(p) - 2, -1, -1):
+        p[i] = max(p[i], p[i + 1])
+    steps = np.flatnonzero(r[1:] != r[:-1])
+    return float(np.sum((r[steps + 1] - r[steps]) * p[steps + 1]))
+
+
+def make_map(ap=ap_voc, iou=iou_torch, *, voc_matching=False, mark_used=True,
+             strict=False, pool_images=False, empty_class_zero=False,
+             rank_per_image=False):
+    """mAP with switches that turn it into the typical mistakes."""
+
+    def fn(predictions, ground_truths, num_classes, iou_threshold=0.5):
+        aps = []
+        for c in range(num_classes):
+            gts = [b[lab == c] for b, lab in ground_truths]
+            if pool_images:
+                pooled = np.concatenate(gts) if gts else np.zeros((0, 4))
+                gts = [pooled] * len(gts)
+            n_gt = sum(len(g) for g in ground_truths_of(ground_truths, c))
+            if n_gt == 0:
+                if empty_class_zero:
+                    aps.append(0.0)
+                continue
+            dets = [(s, img, b) for img, (bx, sc, lb) in enumerate(predictions)
+                    for b, s in zip(bx[lb == c], sc[lb == c])]
+            if not rank_per_image:
+                dets.sort(key=lambda d: -d[0])
+            used = [np.zeros(len(g), bool) for g in gts]
+            hits = []
+            for s, img, b in dets:
+                if len(gts[img]) == 0:
+                    hits.append(0)
+                    continue
+                ov = iou(b[None], gts[img])[0]
+                if not voc_matching:
+                    ov = np.where(used[img], -1.0, ov)
+                j = int(np.argmax(ov))
+                ok = ov[j] > iou_threshold if strict else ov[j] >= iou_threshold
+                hit = ok and not used[img][j]
+                if hit and mark_used:
+                    used[img][j] = True
+                hits.append(int(hit))
+            tp = np.cumsum(hits)
+            aps.append(ap(tp / n_gt, tp / np.arange(1, len(hits) + 1)))
+        return float(np.mean(aps))
+
+    return fn
+
+
+def ground_truths_of(ground_truths, c):
+    return [b[lab == c] for b, lab in ground_truths]
+
+
+def peaks_torch(heat, threshold):
+    h = torch.as_tensor(heat)[None]
+    pooled = F.max_pool2d(h, 3, stride=1, padding=1)
+    return ((h == pooled) & (h > threshold))[0].numpy()
+
+
+def make_decode(*, suppress=True, swap_xy=False, per_class_k=False, half=0.5,
+                interior_only=False):
+    def fn(heatmap, wh, k=100, stride=1, threshold=0.0):
+        heat = np.asarray(heatmap, dtype=np.float32)
+        mask = peaks_torch(heat, threshold) if suppress else heat > threshold
+        if interior_only:
+            mask[:, [0, -1], :] = False
+            mask[:, :, [0, -1]] = False
+        c, y, x = np.nonzero(mask)
+        s = heat[c, y, x]
+        order = np.argsort(-s, kind="stable")
+        if per_class_k:
+            order = np.concatenate([order[c[order] == cl][:k] for cl in np.unique(c)])
+        else:
+            order = order[:k]
+        c, y, x, s = c[order], y[order], x[order], s[order]
+        if swap_xy:
+            x, y = y, x
+        w, h = wh[0][y % wh.shape[1], x % wh.shape[2]], wh[1][y % wh.shape[1],
+                                                             x % wh.shape[2]]
+        cx, cy = x + half, y + half
+        boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1) * stride
+        by_score = np.argsort(-s, kind="stable")
+        return boxes[by_score], s[by_score], c[by_score].astype(np.int64)
+
+    return fn
+
+
+def sigma(w, h):
+    return max(0.5, min(w, h) / 6)
+
+
+def make_targets_fn(*, combine=np.maximum, swap_xy=False, divide_wh=True,
+                    centre=np.floor):
+    def fn(boxes, labels, num_classes, out_h, out_w, stride):
+        heat = np.zeros((num_classes, out_h, out_w), np.float32)
+        wh = np.zeros((2, out_h, out_w), np.float32)
+        mask = np.zeros((out_h, out_w), np.float32)
+        yy, xx = np.mgrid[0:out_h, 0:out_w]
+        for (x1, y1, x2, y2), c in zip(boxes, labels):
+            div = stride if divide_wh else 1
+            w, h = (x2 - x1) / div, (y2 - y1) / div
+            cx = min(int(centre((x1 + x2) / 2 / stride)), out_w - 1)
+            cy = min(int(centre((y1 + y2) / 2 / stride)), out_h - 1)
+            if swap_xy:
+                cx, cy = min(cy, out_w - 1), min(cx, out_h - 1)
+            s = sigma((x2 - x1) / stride, (y2 - y1) / stride)
+            g = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * s * s))
+            heat[c] = combine(heat[c], g)
+            wh[:, cy, cx] = (w, h)
+            mask[cy, cx] = 1
+        return heat, wh, mask
+
+    return fn
+
+
+# --- 1. areas and IoU ---------------------------------------------------------------
+
+
+def test_box_area_accepts_loop_and_rejects_plus_one():
+    checks.check_box_area(lambda b: np.array([(x2 - x1) * (y2 - y1)
+                                              for x1, y1, x2, y2 in b]))
+    rejects(
+        checks.check_box_area,
+        lambda b: (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1),
+        expect=r"5 random boxes.*values differ.*no \+1",
+    )
+
+
+def test_pairwise_iou_accepts_torch_version():
+    checks.check_pairwise_iou(iou_torch)
+
+
+def iou_unclamped(a, b):
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = (rb - lt).prod(-1)
+    union = area(a)[:, None] + area(b)[None] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def iou_clamp_product(a, b):
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.maximum((rb - lt).prod(-1), 0)
+    union = area(a)[:, None] + area(b)[None] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def iou_nan_on_empty_union(a, b):
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return inter / (area(a)[:, None] + area(b)[None] - inter)
+
+
+@pytest.mark.parametrize(
+    "wrong, expect",
+    [
+        (iou_unclamped, r"3 random boxes against 4.*values differ.*clamp BEFORE"),
+        (iou_clamp_product, r"values differ.*clamp BEFORE"),
+        (iou_nan_on_empty_union, r"zero-area boxes.*NaN.*union is 0"),
+        (lambda a, b: iou_torch(b, a), r"expected shape \(3, 4\), got shape \(4, 3\)"),
+        (lambda a, b: iou_torch(a[:, [1, 0, 3, 2]], b), r"3 random.*values differ"),
+    ],
+    ids=["no clamp", "clamp the product", "0/0", "transposed", "x and y swapped"],
+)
+def test_pairwise_iou_rejects(wrong, expect):
+    rejects(checks.check_pairwise_iou, wrong, expect=expect)
+
+
+# --- 2. NMS ---------------------------------------------------------------------------
+
+
+def test_nms_accepts_mask_version():
+    checks.check_nms(nms_mask)
+
+
+def nms_no_suppression(boxes, scores, thr):
+    return np.argsort(-scores, kind="stable")
+
+
+def nms_index_order(boxes, scores, thr):
+    ious, keep = iou_torch(boxes, boxes), []
+    for i in range(len(scores)):  # ignores the scores
+        if all(ious[i, j] <= thr for j in keep):
+            keep.append(i)
+    return np.array(keep, dtype=np.int64)
+
+
+def nms_against_suppressed_too(boxes, scores, thr):
+    order = np.argsort(-scores, kind="stable")
+    ious = iou_torch(boxes, boxes)
+    keep = [i for n, i in enumerate(order) if all(ious[i, j] <= thr for j in order[:n])]
+    return np.array(keep, dtype=np.int64)
+
+
+def nms_greater_equal(boxes, scores, thr):
+    order = np.argsort(-scores, kind="stable")
+    ious, keep = iou_torch(boxes, boxes), []
+    for i in order:
+        if all(ious[i, j] < thr for j in keep):
+            keep.append(i)
+    return np.array(keep, dtype=np.int64)
+
+
+def nms_reverse_ties(boxes, scores, thr):
+    order = np.argsort(scores, kind="stable")[::-1]  # equal scores: higher index first
+    ious, keep = iou_torch(boxes, boxes), []
+    for i in order:
+        if all(ious[i, j] <= thr for j in keep):
+            keep.append(i)
+    return np.array(keep, dtype=np.int64)
+
+
+@pytest.mark.parametrize(
+    "wrong, expect",
+    [
+        (nms_no_suppression, r"two identical boxes.*both kept.*IoU is 1\.000"),
+        (nms_index_order, r"scores not sorted.*wrong order.*descending score"),
+        (nms_against_suppressed_too, r"a chain.*expected \[0, 2\], got \[0\].*IT"),
+        (nms_greater_equal, r"exactly equal to the threshold.*expected \[0, 1\]"),
+        (nms_reverse_ties, r"equal scores.*expected \[0\], got \[1\].*lower index"),
+        (lambda b, s, t: nms_mask(b, s, t).astype(float), r"integer indices"),
+        (lambda b, s, t: list(nms_mask(b, s, t)) or None, r"no boxes.*got None"),
+    ],
+    ids=["keeps overlaps", "ignores scores", "wrong box", ">=", "ties", "floats",
+         "None"],
+)
+def test_nms_rejects(wrong, expect):
+    rejects(checks.check_nms, wrong, expect=expect)
+
+
+def test_batched_nms_accepts_per_class_loop():
+    checks.check_batched_nms(batched_per_class)
+
+
+def batched_offset(boxes, scores, classes, thr):
+    if len(boxes) == 0:
+        return np.zeros(0, np.int64)
+    shift = (boxes.max() + 1) * classes[:, None]
+    return nms_mask(boxes + shift, scores, thr)
+
+
+def test_batched_nms_accepts_offset_trick():
+    checks.check_batched_nms(batched_offset)
+
+
+def batched_unsorted(boxes, scores, classes, thr):
+    keep = [np.flatnonzero(classes == c)[nms_mask(boxes[classes == c],
+                                                  scores[classes == c], thr)]
+            for c in np.unique(classes)]
+    return np.concatenate(keep).astype(np.int64) if keep else np.zeros(0, np.int64)
+
+
+@pytest.mark.parametrize(
+    "wrong, expect",
+    [
+        (lambda b, s, c, t: nms_mask(b, s, t), r"same box in two classes.*missing \[0\]"
+         r".*another class.*never suppress"),
+        (batched_unsorted, r"wrong order.*sort"),
+    ],
+    ids=["class-agnostic", "not sorted across classes"],
+)
+def test_batched_nms_rejects(wrong, expect):
+    rejects(checks.check_batched_nms, wrong, expect=expect)
+
+
+# --- 3. AP and mAP --------------------------------------------------------------------
+
+
+def test_average_precision_accepts_voc_code():
+    checks.check_average_precision(ap_voc)
+
+
+def ap_no_envelope(recall, precision):
+    r = np.concatenate([[0.0], recall])
+    return float(np.sum((r[1:] - r[:-1]) * precision))
+
+
+def ap_11_point(recall, precision):
+    return float(np.mean([max(precision[recall >= t], default=0.0)
+                          for t in np.linspace(0, 1, 11)]))
+
+
+@pytest.mark.parametrize(
+    "wrong, expect",
+    [
+        (ap_no_envelope, r"precision rises again.*AP: expected 0\.55.*monotone"),
+        (lambda r, p: float(np.trapezoid(p, r)) if len(r) else 0.0,
+         r"a perfect ranking.*expected 1, got 0\.5"),
+        (ap_11_point, r"AP: expected"),
+        (lambda r, p: np.array([ap_voc(r, p)]), r"expected a number"),
+    ],
+    ids=["no envelope", "trapezoid", "11-point", "array"],
+)
+def test_average_precision_rejects(wrong, expect):
+    rejects(checks.check_average_precision, wrong, expect=expect)
+
+
+def test_map_accepts_coco_and_voc_matching():
+    checks.check_map_at_50(make_map())
+    checks.check_map_at_50(make_map(voc_matching=True))
+
+
+@pytest.mark.parametrize(
+    "kw, expect",
+    [
+        (dict(mark_used=False), r"a duplicate detection.*expected 0\.833.*got 1\b"
+         r".*second detection"),
+        (dict(ap=ap_no_envelope), r"duplicate.*mAP"),
+        (dict(strict=True), r"IoU exactly 0\.5.*expected 1, got 0"),
+        (dict(pool_images=True), r"wrong image.*mAP.*SAME image"),
+        (dict(empty_class_zero=True), r"predictions but no ground truth.*expected 1,"
+         r" got 0\.6666.*without ground truth"),
+        (dict(rank_per_image=True), r"ranked across images.*expected 1, got 0\.5"),
+        (dict(iou=iou_unclamped), r"mAP"),
+    ],
+    ids=["duplicates are TPs", "AP without envelope", "IoU > 0.5", "pooled images",
+         "empty class counted", "ranked per image", "unclamped IoU"],
+)
+def test_map_rejects(kw, expect):
+    rejects(checks.check_map_at_50, make_map(**kw), expect=expect)
+
+
+def test_map_rejects_ignored_threshold():
+    def fixed(predictions, ground_truths, num_classes, iou_threshold=0.5):
+        return make_map()(predictions, ground_truths, num_classes)
+
+    rejects(checks.check_map_at_50, fixed, expect=r"iou_threshold=0\.75.*mAP")
+
+
+# --- 4. decoding --------------------------------------------------------------------
+
+
+def test_decode_accepts_torch_maxpool_version():
+    checks.check_decode_heatmap(make_decode())
+
+
+@pytest.mark.parametrize(
+    "kw, expect",
+    [
+        (dict(suppress=False), r"two peaks.*expected 2 detections, got 10.*3x3"),
+        (dict(swap_xy=True), r"two peaks.*values differ.*wh\[0\] is the width"),
+        (dict(per_class_k=True), r"k smaller.*expected 2 detections, got 3"),
+        (dict(half=0.0), r"two peaks.*values differ.*\(x \+ 0\.5\)"),
+        (dict(interior_only=True), r"border.*expected \d detections"),
+    ],
+    ids=["no peak suppression", "x/y swapped", "top-k per class", "no +0.5",
+         "border peaks dropped"],
+)
+def test_decode_rejects(kw, expect):
+    rejects(checks.check_decode_heatmap, make_decode(**kw), expect=expect)
+
+
+def test_decode_rejects_unsorted_scores():
+    def ascending(*args, **kw):
+        boxes, scores, classes = make_decode()(*args, **kw)
+        return boxes[::-1], scores[::-1], classes[::-1]
+
+    rejects(checks.check_decode_heatmap, ascending, expect=r"descending order")
+
+
+# --- 5. targets -----------------------------------------------------------------------
+
+
+def test_make_targets_accepts_other_code():
+    checks.check_make_targets(make_targets_fn())
+
+
+@pytest.mark.parametrize(
+    "kw, expect",
+    [
+        (dict(combine=np.add), r"overlapping objects.*heat.*values differ.*MAX"),
+        (dict(swap_xy=True), r"one square.*mask.*values differ"),
+        (dict(divide_wh=False), r"one square.*wh at the centre.*/ stride"),
+        (dict(centre=np.round), r"one square.*mask.*floor"),
+    ],
+    ids=["sum of Gaussians", "x/y swapped", "wh in pixels", "rounded centre"],
+)
+def test_make_targets_rejects(kw, expect):
+    rejects(checks.check_make_targets, make_targets_fn(**kw), expect=expect)
+
+
+def test_make_targets_rejects_float64_heat():
+    def f64(*args):
+        heat, wh, mask = make_targets_fn()(*args)
+        return heat.astype(np.float64), wh, mask
+
+    rejects(checks.check_make_targets, f64, expect=r"expected dtype float32")
