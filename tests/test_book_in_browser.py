@@ -174,3 +174,50 @@ def test_solution_page_shows_outputs_and_plot(page, server):
     page.locator("div.cell_output img").last.scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "solution00_01_plot.png"))
     assert page.external_requests == [], f"needs the network: {page.external_requests}"
+
+
+def toc_pages() -> list[str]:
+    """Every page the table of contents lists, as a path relative to the book root."""
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files: list[str] = []
+
+    def walk(entries):
+        for entry in entries:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("sections", []))
+
+    for part in toc["parts"]:
+        walk(part["chapters"])
+    return files
+
+
+def source_of(page_file: str) -> Path:
+    for suffix in (".md", ".ipynb"):
+        if (ROOT / (page_file + suffix)).exists():
+            return ROOT / (page_file + suffix)
+    raise FileNotFoundError(page_file)
+
+
+@pytest.mark.parametrize("page_file", toc_pages())
+def test_every_page_renders(page, server, page_file):
+    """Each page of the book: a title, no broken image, no failed formula, offline.
+
+    A page with stored or executed outputs whose source draws a figure
+    (``plt.show()``) must show at least one; labs have no outputs.
+    """
+    open_page(page, server, f"{page_file}.html", "last_page.png")
+    assert page.locator("h1").count() >= 1, f"{page_file}: no title"
+    images = page.locator("img").count()
+    assert loaded_images(page, "img") == images, f"{page_file}: a broken image"
+    draws = "plt.show()" in source_of(page_file).read_text()
+    if draws and not page_file.startswith("labs/"):
+        assert loaded_images(page, "div.cell_output img") >= 1, (
+            f"{page_file}: its source draws a figure but the page shows none"
+        )
+    if page.locator(".math, mjx-container").count():
+        wait_for_math(page)
+        assert page.locator("mjx-merror").count() == 0, f"{page_file}: a formula failed"
+    assert page.external_requests == [], f"needs the network: {page.external_requests}"
