@@ -96,6 +96,16 @@ def test_learner_exception_is_named_with_input_and_line():
     assert "Traceback" not in msg
 
 
+def test_error_inside_compiled_numpy_points_at_the_learners_line():
+    def learner(n):
+        rng = np.random.default_rng(0)
+        return rng.integers(0, n, size=3)  # n = 0: ValueError raised in Cython code
+
+    msg = fails(call_learner, "check_x", "empty range", learner, 0)
+    assert "in learner(), line" in msg and "rng.integers(0, n, size=3)" in msg
+    assert ".pyx" not in msg and "_bounded_integers" not in msg
+
+
 def test_not_implemented_passes_through():
     def stub(x):
         raise NotImplementedError("lab00_01: implement stub()")

@@ -124,11 +124,25 @@ def _learner_frame(tb) -> tuple[str, int, str] | None:
     for frame, lineno in traceback.walk_tb(tb):
         filename = frame.f_code.co_filename
         module = frame.f_globals.get("__name__", "")
-        if module.startswith(here) or "site-packages" in filename:
+        if module.startswith(here) or _is_library(filename, module):
             continue
         line = linecache.getline(filename, lineno).strip()
+        if not line:  # compiled code (Cython .pyx) or a file that is gone
+            continue
         found = (frame.f_code.co_name, lineno, line)
     return found
+
+
+def _is_library(filename: str, module: str) -> bool:
+    """True for frames of installed packages, including their compiled parts.
+
+    Cython frames name a relative ``.pyx`` file, so the path alone does not tell;
+    the package the frame's module belongs to does.
+    """
+    if "site-packages" in filename or filename.endswith((".pyx", ".pxd")):
+        return True
+    package = sys.modules.get(module.partition(".")[0])
+    return "site-packages" in (getattr(package, "__file__", None) or "")
 
 
 def call_learner(
