@@ -7,6 +7,7 @@ from model2metal.checks import (
     CheckFailed,
     assert_array_close,
     assert_equal,
+    assert_unchanged,
     call_learner,
     describe,
     passed,
@@ -133,6 +134,15 @@ def test_assert_equal_and_describe():
     assert describe(None) == "None"
     assert describe(np.zeros((0, 2))).endswith("(empty)")
     assert "at 0x" not in describe(lambda: 0)
+
+
+def test_assert_unchanged_names_the_input_written_in_place():
+    before = np.arange(4.0)
+    assert_unchanged(before, before.copy(), "check_x", "k", "its input x")
+    after = before.copy()
+    after[2] = -1
+    msg = fails(assert_unchanged, before, after, "check_x", "k", "its input x", "copy")
+    assert "your function changed its input x in place" in msg and "copy" in msg
 
 
 def test_passed_prints_one_line(capsys):

@@ -202,6 +202,14 @@ def assert_true(
         raise CheckFailed(check, case, problem, hint)
 
 
+def assert_unchanged(
+    before: Any, after: Any, check: str, case: str, what: str, hint: str | None = None
+) -> None:
+    """The learner's function must not write into an input (``what`` names it)."""
+    if not np.array_equal(np.asarray(before), np.asarray(after)):
+        raise CheckFailed(check, case, f"your function changed {what} in place", hint)
+
+
 def assert_equal(
     actual: Any,
     expected: Any,

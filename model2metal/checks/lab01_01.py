@@ -15,6 +15,7 @@ from .core import (
     CheckFailed,
     assert_array_close,
     assert_true,
+    assert_unchanged,
     call_learner,
     describe,
     passed,
@@ -70,12 +71,21 @@ def _pair(name: str, case: str, got, hint: str):
     return got
 
 
+def _assert_grads(name: str, case: str, got, expected, hint: str) -> None:
+    """Compare the learner's (grad_a, grad_b) with the reference pair."""
+    for label, g, e in zip(("grad_a", "grad_b"), got, expected):
+        assert_array_close(
+            g, e, name, case, rtol=RTOL, atol=ATOL, what=label, hint=hint
+        )
+
+
 def _unchanged(name: str, case: str, before: np.ndarray, after, what: str) -> None:
-    assert_true(
-        np.array_equal(before, np.asarray(after)),
+    assert_unchanged(
+        before,
+        after,
         name,
         case,
-        f"your function changed its input {what} in place",
+        f"its input {what}",
         "the backward pass needs the original values: compute new arrays "
         "(np.maximum, np.where, x * mask) instead of writing into the input",
     )
@@ -143,18 +153,14 @@ def check_add_backward(fn) -> None:
         expected = _torch_grads(lambda x, y: x + y, [a, b], grad_out)
         got = call_learner(name, case, fn, grad_out.copy(), sa, sb)
         got = _pair(name, case, got, "return grad_a, grad_b")
-        for label, g, e in zip(("grad_a", "grad_b"), got, expected):
-            assert_array_close(
-                g,
-                e,
-                name,
-                case,
-                rtol=RTOL,
-                atol=ATOL,
-                what=label,
-                hint="d(a+b)/da is 1, so grad_a is grad_out summed back to a's "
-                "shape: unbroadcast(grad_out, a_shape)",
-            )
+        _assert_grads(
+            name,
+            case,
+            got,
+            expected,
+            "d(a+b)/da is 1, so grad_a is grad_out summed back to a's "
+            "shape: unbroadcast(grad_out, a_shape)",
+        )
     passed(name, len(_BINARY_CASES))
 
 
@@ -171,18 +177,14 @@ def check_mul_backward(fn) -> None:
         got = _pair(name, case, got, "return grad_a, grad_b")
         _unchanged(name, case, a, a_in, "a")
         _unchanged(name, case, b, b_in, "b")
-        for label, g, e in zip(("grad_a", "grad_b"), got, expected):
-            assert_array_close(
-                g,
-                e,
-                name,
-                case,
-                rtol=RTOL,
-                atol=ATOL,
-                what=label,
-                hint="d(a*b)/da = b: grad_a = unbroadcast(grad_out * b, a.shape), "
-                "and the other way round for grad_b",
-            )
+        _assert_grads(
+            name,
+            case,
+            got,
+            expected,
+            "d(a*b)/da = b: grad_a = unbroadcast(grad_out * b, a.shape), "
+            "and the other way round for grad_b",
+        )
     passed(name, len(_BINARY_CASES))
 
 
@@ -203,18 +205,14 @@ def check_matmul_backward(fn) -> None:
         expected = _torch_grads(lambda x, y: x @ y, [a, b], grad_out)
         got = call_learner(name, case, fn, grad_out.copy(), a.copy(), b.copy())
         got = _pair(name, case, got, "return grad_a, grad_b")
-        for label, g, e in zip(("grad_a", "grad_b"), got, expected):
-            assert_array_close(
-                g,
-                e,
-                name,
-                case,
-                rtol=RTOL,
-                atol=ATOL,
-                what=label,
-                hint="for C = A @ B: dA = dC @ B.T (shape of A) and "
-                "dB = A.T @ dC (shape of B); let the shapes guide the transposes",
-            )
+        _assert_grads(
+            name,
+            case,
+            got,
+            expected,
+            "for C = A @ B: dA = dC @ B.T (shape of A) and "
+            "dB = A.T @ dC (shape of B); let the shapes guide the transposes",
+        )
     passed(name, len(cases))
 
 

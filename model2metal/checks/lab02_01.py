@@ -17,6 +17,7 @@ from .core import (
     CheckFailed,
     assert_array_close,
     assert_true,
+    assert_unchanged,
     call_learner,
     describe,
     passed,
@@ -367,13 +368,15 @@ def _run_conv_cases(name, fn, cases, seed, stretch=False) -> None:
             + SIZE_HINT,
             **kwargs,
         )
-        assert_true(
-            np.array_equal(args[0], x) and np.array_equal(args[1], w),
-            name,
-            c.name,
-            "your function changed its input array x or w in place",
-            "work on copies (np.pad returns a new array; avoid x += ...)",
-        )
+        for before, after in ((x, args[0]), (w, args[1])):
+            assert_unchanged(
+                before,
+                after,
+                name,
+                c.name,
+                "its input array x or w",
+                "work on copies (np.pad returns a new array; avoid x += ...)",
+            )
         _check_conv_result(
             name, got, c, x, w, b, GROUPS_HINT if stretch else CONV_HINT
         )
@@ -497,11 +500,12 @@ def check_im2col(fn) -> None:
             hint="pad x once, then for each kernel tap (u, v) copy the strided "
             "slice x_padded[:, :, u : u + S·(OH−1) + 1 : S, v : ... : S]",
         )
-        assert_true(
-            np.array_equal(x_in, x),
+        assert_unchanged(
+            x,
+            x_in,
             name,
             case,
-            "your function changed its input array x in place",
+            "its input array x",
             "np.pad returns a new array; write only into the columns array",
         )
         expected = _torch_unfold(x, kh, kw, s, p).astype(dtype)

@@ -34,6 +34,7 @@ from .core import (
     _to_numpy,
     assert_array_close,
     assert_true,
+    assert_unchanged,
     call_learner,
     describe,
     passed,
@@ -227,11 +228,12 @@ def check_shift_images(fn) -> None:
                 if np.any(dy == 0) or np.any(dx == 0)
                 else SHIFT_HINT,
             )
-            assert_true(
-                np.array_equal(images, original),
+            assert_unchanged(
+                original,
+                images,
                 name,
                 case,
-                "your function changed its input images in place",
+                "its input images",
                 "write into a new array: out = np.zeros_like(images)",
             )
             expected = _shift_ref(images, dy, dx)
@@ -317,11 +319,12 @@ def check_per_example_loss(fn) -> None:
                 got = call_learner(
                     name, case, fn, logits, labels.copy(), hint=LOSS_HINT
                 )
-            assert_true(
-                np.array_equal(logits, original),
+            assert_unchanged(
+                original,
+                logits,
                 name,
                 case,
-                "your function changed the logits array in place",
+                "the logits array",
                 "`logits -= m` writes into the caller's array: use "
                 "`z = logits - m` instead",
             )
@@ -704,11 +707,12 @@ def check_random_shift(fn) -> None:
         got = call_learner(
             name, case, fn, images, m, np.random.default_rng(0), hint=RANDOM_HINT
         )
-        assert_true(
-            np.array_equal(images, original),
+        assert_unchanged(
+            original,
+            images,
             name,
             case,
-            "your function changed its input images in place",
+            "its input images",
             "return new arrays; shift_images already does",
         )
         got_np = _as_array(name, case, got, "images")
