@@ -1,10 +1,13 @@
-"""The built book as a reader sees it, in headless Chromium (Debian's chromium).
+"""The built book as a reader sees it, in headless Chromium.
 
 Needs `_build/html` (the `book` phase of `make test` builds it first). Every request to
 a host other than the local test server is blocked and reported: the book must read well
 offline. Screenshots go to `_build/screenshots/` for a person to look at.
 
-A missing browser is a failure, not a skip: `.ci/run` installs it.
+The browser is the system's Chromium (Debian/Ubuntu: ``apt install chromium``) or, if
+there is none, the one Playwright downloads with ``.venv/bin/playwright install
+chromium`` (no root needed). A missing browser is a failure, not a skip: `.ci/run`
+installs Debian's package.
 """
 
 from __future__ import annotations
@@ -34,15 +37,23 @@ CHROMIUM_ARGS = [
 ]
 
 
-def chromium_path() -> str:
+INSTALL_HINT = (
+    "install one with `sudo apt install chromium` (Debian/Ubuntu) or, without root, "
+    "`.venv/bin/playwright install chromium`; .ci/run installs Debian's package"
+)
+
+
+def chromium_path(playwright) -> str:
+    """The system Chromium, else Playwright's own download; fails with the install
+    lines when there is neither."""
     for name in ("chromium", "chromium-browser", "google-chrome"):
         path = shutil.which(name)
         if path:
             return path
-    pytest.fail(
-        "no Chromium found: install Debian's `chromium` package "
-        "(.ci/run does this in CI)"
-    )
+    downloaded = playwright.chromium.executable_path
+    if downloaded and Path(downloaded).exists():
+        return downloaded
+    pytest.fail(f"no Chromium found for the browser tests: {INSTALL_HINT}")
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +80,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=chromium_path(p), args=CHROMIUM_ARGS)
         yield b
         b.close()
 

@@ -6,8 +6,11 @@ Phases (all run, even after a failure, so one run shows every problem):
               notebook policy and labs-in-sync (pytest, no notebooks executed)
 2. stubs      every generated lab executes and fails only with NotImplementedError
 3. nbval      every solution re-executed and its outputs compared (strict)
-4. book       the HTML book builds with warnings as errors
-5. browser    headless Chromium opens the built book and checks what a reader sees
+4. foreign    the same nbval run under settings that make this CPU compute floats as
+              another CPU would (other SIMD paths, BLAS kernels, thread counts; see
+              tools/foreign_cpu.py): the stored outputs must hold on every machine
+5. book       the HTML book builds with warnings as errors
+6. browser    headless Chromium opens the built book and checks what a reader sees
 
 The last line is a plain summary, ``N passed, N failed``, of the phases.
 """
@@ -24,23 +27,23 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 PYTEST = [PY, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
 
+#: nbval over every solution, strict, two notebooks at a time (one per core).
+NBVAL = PYTEST + [
+    "--nbval",
+    "solutions",
+    "--nbval-sanitize-with",
+    "tests/nbval_sanitize.cfg",
+    "-n",
+    "2",
+    "--dist",
+    "loadfile",
+]
+
 PHASES = [
     ("unit", PYTEST + ["tests", "-m", "not notebooks and not browser"]),
     ("stubs", PYTEST + ["tests", "-m", "notebooks", "-n", "2", "--dist", "load"]),
-    (
-        "nbval",
-        PYTEST
-        + [
-            "--nbval",
-            "solutions",
-            "--nbval-sanitize-with",
-            "tests/nbval_sanitize.cfg",
-            "-n",
-            "2",
-            "--dist",
-            "loadfile",
-        ],
-    ),
+    ("nbval", NBVAL),
+    ("foreign", [PY, "tools/foreign_cpu.py", "--nbval"]),
     ("book", [PY, "tools/build_book.py"]),
     ("browser", PYTEST + ["tests", "-m", "browser"]),
 ]
