@@ -148,3 +148,200 @@ def test_assert_unchanged_names_the_input_written_in_place():
 def test_passed_prints_one_line(capsys):
     passed("check_x", 3)
     assert capsys.readouterr().out == "✔ check_x passed (3 cases)\n"
+
+
+# ---------------------------------------------------------------------------
+# the machinery is total: any object, any exception, one clear message
+# ---------------------------------------------------------------------------
+
+
+class _BadRepr:
+    def __repr__(self):
+        raise RuntimeError("repr exploded")
+
+
+def _objects_a_learner_meets():
+    """Every kind of object the course hands a learner or a learner may return."""
+    import pathlib
+
+    import torch
+
+    from model2metal import tvmkit
+    from model2metal.device import select_cuda_backend
+
+    select_cuda_backend()
+    from numba import cuda
+
+    net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Dropout(0.5))
+    mixed = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Dropout(0.5)).eval()
+    mixed[1].train()
+    data = torch.utils.data.TensorDataset(torch.zeros(5, 2), torch.zeros(5))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def gen():
+        yield 1
+
+    return {
+        "DataLoader": torch.utils.data.DataLoader(data, batch_size=2),
+        "nn.Module": net,
+        "nn.Module with a child in train mode": mixed,
+        "optimizer": opt,
+        "scheduler": torch.optim.lr_scheduler.StepLR(opt, step_size=1),
+        "loss module": torch.nn.CrossEntropyLoss(),
+        "torch.Generator": torch.Generator().manual_seed(0),
+        "numpy Generator": np.random.default_rng(0),
+        "tensor requiring grad": torch.ones(3, requires_grad=True),
+        "tuple of tensors": (torch.ones(2), torch.zeros(2)),
+        "dict of lists": {"train_loss": [1.0], "val_loss": [2.0]},
+        "Python generator": gen(),
+        "object whose repr raises": _BadRepr(),
+        "CUDA device array": cuda.to_device(np.arange(3.0)),
+        "TVM tensor": tvmkit.tensor(np.arange(3, dtype=np.float32)),
+        "path": pathlib.Path("/tmp/x"),
+        "class": dict,
+        "numpy scalar": np.float32(0.5),
+        "bool": True,
+        "nested list": [[1, 2], [3, 4]],
+    }
+
+
+def test_describe_never_raises_and_names_every_object():
+    for kind, obj in _objects_a_learner_meets().items():
+        text = describe(obj)
+        assert isinstance(text, str) and text, kind
+        assert "Traceback" not in text and "at 0x" not in text, (kind, text)
+    objs = _objects_a_learner_meets()
+    assert describe(objs["DataLoader"]) == "DataLoader of 3 batches (batch_size 2)"
+    assert "training mode" in describe(objs["nn.Module"])
+    assert "but 1 of its submodules in the other mode" in describe(
+        objs["nn.Module with a child in train mode"]
+    )
+    assert describe(objs["optimizer"]) == "optimizer Adam (lr 0.001)"
+    assert describe(objs["tensor requiring grad"]).startswith(
+        "torch.Tensor shape (3,) dtype float32"
+    )
+    assert describe(objs["object whose repr raises"]).endswith("_BadRepr object")
+    assert describe(objs["numpy Generator"]) == "a numpy.random.Generator object"
+    assert describe(objs["class"]) == "class dict"
+    assert describe(objs["CUDA device array"]).startswith("CUDA device array shape (3,)")
+    assert describe(objs["TVM tensor"]).startswith("TVM tensor shape (3,)")
+    assert describe(objs["numpy scalar"]) == "numpy.float32 0.5"
+    assert "dict with keys ['train_loss', 'val_loss']" == describe(objs["dict of lists"])
+
+
+def test_learner_code_raising_on_any_object_gives_one_message():
+    for kind, obj in _objects_a_learner_meets().items():
+        def learner(x):
+            return x.definitely_not_an_attribute
+
+        msg = fails(call_learner, "check_x", kind, learner, obj)
+        assert msg.startswith(f"check_x failed on case {kind!r}:"), msg
+        assert "your learner() raised AttributeError" in msg
+        assert "Traceback" not in msg
+
+
+def test_learner_returning_odd_objects_is_described_by_the_comparisons():
+    for kind, obj in _objects_a_learner_meets().items():
+        msg = fails(
+            assert_array_close, obj, np.zeros(3), "check_x", kind,
+            expect_type=np.ndarray,
+        )
+        assert "expected a numpy.ndarray" in msg, (kind, msg)
+
+
+# ---------------------------------------------------------------------------
+# inputs changed in place
+# ---------------------------------------------------------------------------
+
+
+def test_input_changed_in_place_is_named_by_the_learners_argument():
+    def normalise(values, scale):
+        values /= scale
+        return values
+
+    x = np.arange(1.0, 5.0)
+    msg = fails(call_learner, "check_x", "k", normalise, x, 2.0)
+    assert "your normalise() changed its input `values` in place" in msg
+    assert "4 of 4 values differ, the first at index (0,): was 1.0, now 0.5" in msg
+
+
+def test_in_place_change_of_a_tensor_and_of_a_nested_list_is_found():
+    import torch
+
+    def zero_first(t):
+        t[0] = 0
+
+    msg = fails(call_learner, "c", "k", zero_first, torch.ones(3))
+    assert "changed its input `t` in place" in msg
+
+    def shift_boxes(preds):
+        preds[1][0][:] += 5
+
+    nested = [(np.zeros(2), np.ones(2)), (np.zeros(2), np.ones(2))]
+    msg = fails(call_learner, "c", "k", shift_boxes, nested)
+    assert "changed its input `preds` in place (element 1: element 0:" in msg
+
+
+def test_exercises_that_update_an_argument_say_so():
+    def sgd(params, lr):
+        params -= lr
+
+    call_learner("c", "k", sgd, np.ones(3), 0.1, inplace_ok=(0,))
+    call_learner("c", "k", sgd, np.ones(3), 0.1, inplace_ok=("params",))
+    call_learner("c", "k", sgd, np.ones(3), 0.1, inplace_ok=True)
+    msg = fails(call_learner, "c", "k", sgd, np.ones(3), 0.1, inplace_hint="restore")
+    assert "Hint: restore" in msg
+
+
+def test_unchanged_inputs_with_nan_are_not_reported():
+    call_learner("c", "k", lambda a: a.sum(), np.array([np.nan, 1.0]))
+
+
+# ---------------------------------------------------------------------------
+# the type and dtype a result must have
+# ---------------------------------------------------------------------------
+
+
+def test_a_list_or_a_tensor_where_an_array_is_asked_for_is_rejected():
+    import torch
+
+    msg = fails(assert_array_close, [0.0, 0.0], np.zeros(2), "c", "k",
+                expect_type=np.ndarray)
+    assert "expected a numpy.ndarray, got [0.0, 0.0]" in msg
+    assert "np.asarray" in msg
+    msg = fails(assert_array_close, torch.zeros(2), np.zeros(2), "c", "k",
+                expect_type=np.ndarray)
+    assert "expected a numpy.ndarray, got torch.Tensor" in msg and ".numpy()" in msg
+    assert_array_close(np.zeros(2), np.zeros(2), "c", "k", expect_type=np.ndarray)
+
+
+def test_counts_must_have_an_integer_dtype_of_32_bits_or_more():
+    counts = np.array([1, 2])
+    assert_array_close(counts, counts, "c", "k", dtype="integer")
+    assert_array_close(counts.astype(np.int32), counts, "c", "k", dtype="integer")
+    for bad in (np.float64, np.int8, np.int16, np.bool_):
+        msg = fails(assert_array_close, counts.astype(bad), counts, "c", "k",
+                    dtype="integer")
+        assert "expected an integer dtype (int32 or int64)" in msg, bad
+
+
+def test_assert_type_rejects_bool_as_int_and_names_both_types():
+    from model2metal.checks import assert_type
+
+    assert_type(3, int, "c", "k")
+    assert_type(np.int64(3), (int, np.integer), "c", "k")
+    msg = fails(assert_type, True, int, "c", "k", what="count")
+    assert "count: expected a int, got True" in msg
+    msg = fails(assert_type, 3.0, int, "c", "k", what="count")
+    assert "got float 3.0" in msg and "int(x)" in msg
+
+
+def test_float32_rounding_is_named_and_printed_with_enough_digits():
+    expected = np.array([1.0 / 3.0, 2.0 / 3.0])
+    msg = fails(assert_array_close, expected.astype(np.float32), expected, "c", "k",
+                rtol=1e-12, atol=0)
+    assert "got 0.333333343, expected 0.333333333" in msg
+    assert "float32 rounding" in msg and "precision problem" in msg
+    # a real mistake in float32 is not called a precision problem
+    msg = fails(assert_array_close, np.zeros(2, np.float32), expected, "c", "k")
+    assert "precision" not in msg

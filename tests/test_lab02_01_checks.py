@@ -264,7 +264,7 @@ def test_direct_rejects_changing_the_input():
         x[...] = 0
         return out
 
-    rejects(checks.check_conv2d_direct, in_place, expect=r"changed its input.*copies")
+    rejects(checks.check_conv2d_direct, in_place, expect=r"changed its input `x` in place.*new arrays")
 
 
 def test_direct_rejects_missing_return():

@@ -98,7 +98,7 @@ def shift_float64(images, dy, dx):
         (shift_swapped_axes, r"dy = \+1.*dy and dx are swapped"),
         (shift_first_offset_for_all, r"a different offset each.*dy\[i\] and dx\[i\]"),
         (shift_minus_zero_slice, r"ValueError.*image\[:-d\] is empty when d = 0"),
-        (shift_in_place, r"changed its input images in place"),
+        (shift_in_place, r"changed its input `images` in place.*new, zero-filled"),
         (shift_float64, r"expected dtype float32, got dtype float64"),
         (lambda images, dy, dx: None, r"got None.*return"),
     ],
@@ -159,7 +159,7 @@ def loss_in_place(logits, labels):
         (loss_mean, r"expected shape \(4,\).*the mean over the examples"),
         (loss_of_prediction, r"PREDICTED class.*TRUE label"),
         (lambda z, y: -loss_scipy_style(z, y), r"the sign"),
-        (loss_in_place, r"changed the logits array in place.*z = logits - m"),
+        (loss_in_place, r"changed its input `logits` in place.*new array"),
     ],
 )
 def test_per_example_loss_rejects(wrong, expect):

@@ -8,10 +8,12 @@ from .core import (
     assert_array_close,
     assert_equal,
     assert_true,
+    assert_type,
     assert_unchanged,
     call_learner,
     describe,
     passed,
+    type_name,
 )
 
 __all__ = [
@@ -19,8 +21,10 @@ __all__ = [
     "assert_array_close",
     "assert_equal",
     "assert_true",
+    "assert_type",
     "assert_unchanged",
     "call_learner",
     "describe",
     "passed",
+    "type_name",
 ]

@@ -11,15 +11,27 @@ When something is wrong it raises :class:`CheckFailed` whose message says
 and never shows the reference implementation. In Jupyter the error is rendered as that
 message alone (no traceback through the helper package); the learner's own line that
 raised is quoted when their code throws.
+
+The machinery is total, so that a check never crashes whatever the learner returns:
+
+* :func:`describe` describes any object in one line (arrays, tensors, modules, data
+  loaders, optimisers, generators, containers, objects whose ``repr`` raises);
+* :func:`call_learner` turns any exception into one message, and reports an input that
+  the learner's function changed in place, naming the argument (unless the exercise
+  says it updates that argument: ``inplace_ok``);
+* :func:`assert_array_close` and :func:`assert_type` state the type a result must
+  have (``expect_type=np.ndarray``, ``dtype="integer"``) and reject others, so a list
+  or a tensor where an array is asked for fails here, not three cells later.
 """
 
 from __future__ import annotations
 
+import inspect
 import linecache
 import math
 import sys
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -30,6 +42,9 @@ __all__ = [
     "assert_array_close",
     "assert_equal",
     "assert_true",
+    "assert_type",
+    "assert_unchanged",
+    "type_name",
     "passed",
 ]
 
@@ -61,34 +76,136 @@ class CheckFailed(AssertionError):
 # ---------------------------------------------------------------------------
 
 
+def _torch_tensor_type():
+    torch = sys.modules.get("torch")
+    return getattr(torch, "Tensor", None) if torch is not None else None
+
+
+def _is_torch_tensor(x: Any) -> bool:
+    tensor = _torch_tensor_type()
+    return tensor is not None and isinstance(x, tensor)
+
+
+def _is_device_array(x: Any) -> bool:
+    """A Numba CUDA device array (real GPU or simulator)."""
+    return hasattr(x, "copy_to_host") and hasattr(x, "shape")
+
+
+def _is_tvm_tensor(x: Any) -> bool:
+    return type(x).__module__.startswith("tvm") and callable(getattr(x, "numpy", None))
+
+
 def _to_numpy(x: Any) -> Any:
-    """Torch tensors, TVM tensors and CUDA device arrays become NumPy arrays."""
-    mod = type(x).__module__
-    if mod.startswith("torch"):
+    """Torch tensors, TVM tensors and CUDA device arrays become NumPy arrays; anything
+    else is returned as it is."""
+    if _is_torch_tensor(x):
         return x.detach().cpu().numpy()
-    if hasattr(x, "copy_to_host"):  # numba device array
+    if _is_device_array(x):
         return x.copy_to_host()
-    if mod.startswith("tvm") and hasattr(x, "numpy"):
+    if _is_tvm_tensor(x):
         return x.numpy()
     return x
 
 
-def describe(x: Any, max_items: int = 6) -> str:
-    """A one-line description of a value: type, shape, dtype and a few numbers."""
-    if x is None:
-        return "None"
-    x_np = _to_numpy(x)
-    if isinstance(x_np, np.ndarray):
-        kind = type(x).__name__ if x_np is not x else "ndarray"
-        head = f"{kind} shape {tuple(x_np.shape)} dtype {x_np.dtype}"
-        if x_np.size == 0:
-            return head + " (empty)"
-        flat = x_np.ravel()
+def type_name(x: Any) -> str:
+    """The name a learner knows a type by: ``numpy.ndarray``, ``torch.Tensor``,
+    ``list``, ``int``, ``numpy.float32``."""
+    if isinstance(x, type):
+        cls = x
+    else:
+        cls = type(x)
+    if cls is np.ndarray:
+        return "numpy.ndarray"
+    if issubclass(cls, np.generic):
+        return f"numpy.{cls.__name__}"
+    tensor = _torch_tensor_type()
+    if tensor is not None and issubclass(cls, tensor):
+        return "torch.Tensor"
+    if cls.__module__.startswith("numpy.random"):
+        return f"numpy.random.{cls.__name__}"
+    module = cls.__module__.split(".")[0]
+    if module in ("builtins", "__main__", "__nb__"):
+        return cls.__name__
+    return f"{module}.{cls.__name__}"
+
+
+def _describe_array(x_np: np.ndarray, kind: str, max_items: int) -> str:
+    head = f"{kind} shape {tuple(x_np.shape)} dtype {x_np.dtype}"
+    if x_np.size == 0:
+        return head + " (empty)"
+    flat = x_np.ravel()
+    try:
         shown = np.array2string(
             flat[:max_items], precision=4, separator=", ", suppress_small=True
         )
-        more = ", ..." if flat.size > max_items else ""
-        return f"{head} values {shown[:-1]}{more}]"
+    except Exception:  # noqa: BLE001 - exotic dtypes
+        return head
+    more = ", ..." if flat.size > max_items else ""
+    return f"{head} values {shown[:-1]}{more}]"
+
+
+def _describe_torch_object(x: Any) -> str | None:
+    """Modules, data loaders, optimisers and generators of PyTorch, or None."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    name = type(x).__name__
+    if isinstance(x, torch.nn.Module):
+        mode = "training mode" if x.training else "eval mode"
+        others = [m for m in x.modules() if m.training != x.training]
+        if others:
+            mode += f", but {len(others)} of its submodules in the other mode"
+        n = sum(p.numel() for p in x.parameters())
+        return f"nn.Module {name} ({n:,} parameters, {mode})"
+    data = getattr(torch.utils, "data", None)
+    if data is not None and isinstance(x, data.DataLoader):
+        try:
+            batches = f"{len(x)} batches"
+        except TypeError:
+            batches = "batches"
+        return f"DataLoader of {batches} (batch_size {x.batch_size})"
+    if isinstance(x, torch.optim.Optimizer):
+        lr = x.param_groups[0].get("lr") if x.param_groups else None
+        return f"optimizer {name}" + (f" (lr {lr:g})" if lr is not None else "")
+    if isinstance(x, torch.Generator):
+        return "torch.Generator"
+    return None
+
+
+def describe(x: Any, max_items: int = 6) -> str:
+    """A one-line description of any value: type, shape, dtype and a few numbers.
+
+    Never raises: an object it cannot look into is named by its type.
+    """
+    try:
+        return _describe(x, max_items)
+    except Exception:  # noqa: BLE001 - describing must never be the error
+        return f"a {type_name(x)} object"
+
+
+def _describe(x: Any, max_items: int) -> str:
+    if x is None:
+        return "None"
+    if isinstance(x, np.ndarray):
+        return _describe_array(x, "ndarray", max_items)
+    if _is_torch_tensor(x) or _is_device_array(x) or _is_tvm_tensor(x):
+        kind = (
+            "torch.Tensor"
+            if _is_torch_tensor(x)
+            else "CUDA device array"
+            if _is_device_array(x)
+            else "TVM tensor"
+        )
+        return _describe_array(np.asarray(_to_numpy(x)), kind, max_items)
+    if isinstance(x, np.generic):
+        return f"{type_name(x)} {x.item()!r}"
+    if isinstance(x, bool):
+        return repr(x)
+    if isinstance(x, (int, float)):
+        return f"{type(x).__name__} {x!r}"
+    special = _describe_torch_object(x)
+    if special is not None:
+        return special
     if isinstance(x, (set, frozenset)):
         items = sorted(map(repr, x))
         return (
@@ -96,6 +213,10 @@ def describe(x: Any, max_items: int = 6) -> str:
             if items
             else "set()"
         )
+    if isinstance(x, dict):
+        keys = [repr(k) for k in list(x)[:8]]
+        more = ", ..." if len(x) > 8 else ""
+        return f"dict with keys [{', '.join(keys)}{more}]" if x else "dict (empty)"
     if isinstance(x, (list, tuple)):
         if all(isinstance(v, (int, float, str, bool, np.number)) for v in x):
             text = repr([v.item() if isinstance(v, np.generic) else v for v in x])
@@ -106,10 +227,16 @@ def describe(x: Any, max_items: int = 6) -> str:
         return f"{type(x).__name__} of {len(x)} [{inner}{more}]"
     if isinstance(x, str):
         return repr(x if len(x) <= 60 else x[:57] + "...")
+    if inspect.isgenerator(x):
+        return "a generator (from a function with `yield`)"
+    if isinstance(x, type):
+        return f"class {x.__name__}"
     if callable(x) and hasattr(x, "__name__"):
         return f"function {x.__name__}"
     text = repr(x)
-    return f"{type(x).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+    if " at 0x" in text or text.startswith("<"):  # the default repr: no information
+        return f"a {type_name(x)} object"
+    return f"{type_name(x)} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 # ---------------------------------------------------------------------------
@@ -145,6 +272,63 @@ def _is_library(filename: str, module: str) -> bool:
     return "site-packages" in (getattr(package, "__file__", None) or "")
 
 
+def _snapshot(value: Any) -> Any:
+    """A copy of an array-like input (or of a list or tuple holding arrays, nested) to
+    compare with after the call; None for anything else."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if _is_torch_tensor(value):
+        return value.detach().clone()
+    if isinstance(value, (list, tuple)) and value:
+        parts = [_snapshot(v) for v in value]
+        if any(p is not None for p in parts):
+            return parts
+    return None
+
+
+def _first_change(before: Any, after: Any) -> str | None:
+    """None if ``after`` equals the snapshot ``before``; otherwise what changed."""
+    if isinstance(before, list):
+        if not isinstance(after, (list, tuple)) or len(after) != len(before):
+            return "its length or type changed"
+        for k, (b, a) in enumerate(zip(before, after)):
+            change = None if b is None else _first_change(b, a)
+            if change:
+                return f"element {k}: {change}"
+        return None
+    b, a = np.asarray(_to_numpy(before)), np.asarray(_to_numpy(after))
+    if a.shape != b.shape:
+        return f"its shape went from {b.shape} to {a.shape}"
+    if a.dtype != b.dtype:
+        return f"its dtype went from {b.dtype} to {a.dtype}"
+    equal_nan = b.dtype.kind in "fc"
+    if np.array_equal(a, b, equal_nan=equal_nan):
+        return None
+    differ = ~((a == b) | (np.isnan(a) & np.isnan(b)) if equal_nan else (a == b))
+    idx = tuple(int(i) for i in np.argwhere(differ)[0])
+    return (
+        f"{int(differ.sum())} of {differ.size} values differ, the first at index "
+        f"{idx}: was {b[idx].item()!r}, now {a[idx].item()!r}"
+    )
+
+
+def _argument_names(fn: Callable, n_args: int, kwargs: dict) -> list[str]:
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    names = []
+    for k in range(n_args):
+        if k < len(params) and params[k].kind in (
+            params[k].POSITIONAL_ONLY,
+            params[k].POSITIONAL_OR_KEYWORD,
+        ):
+            names.append(params[k].name)
+        else:
+            names.append(f"argument {k + 1}")
+    return names + list(kwargs)
+
+
 def call_learner(
     check: str,
     case: str,
@@ -152,6 +336,8 @@ def call_learner(
     *args: Any,
     hint: str | None = None,
     label: str | None = None,
+    inplace_ok: bool | Sequence[str | int] = (),
+    inplace_hint: str | None = None,
     **kwargs: Any,
 ) -> Any:
     """Call the learner's ``fn`` and turn any exception into a readable CheckFailed.
@@ -159,6 +345,13 @@ def call_learner(
     ``label`` names the code in the message (default: ``fn``'s name + "()").
     ``NotImplementedError`` passes through unchanged: it means "not started yet" and the
     lab's own stub message says what to implement.
+
+    Array inputs (NumPy arrays, torch tensors, lists of them) are copied before the call
+    and compared after it: a function that changed one in place fails with the name of
+    that argument. ``inplace_ok`` lists the arguments the exercise asks the learner to
+    update, by position (0, 1, ...) or name (``True``: all of them; e.g. an SGD step).
+    ``inplace_hint`` replaces the generic hint of that failure where the check knows
+    more (e.g. "restore x[i] after perturbing it").
     """
     if not callable(fn):
         raise CheckFailed(
@@ -167,14 +360,22 @@ def call_learner(
             f"expected a function, got {describe(fn)}",
             "pass the function itself, without calling it: check_x(my_fn)",
         )
+    name = label or getattr(fn, "__name__", type(fn).__name__) + "()"
+    values = list(args) + list(kwargs.values())
+    names = _argument_names(fn, len(args), kwargs)
+    exempt = set(inplace_ok) if inplace_ok is not True else set()
+    watched = [] if inplace_ok is True else [
+        (n, v, _snapshot(v))
+        for k, (n, v) in enumerate(zip(names, values))
+        if n not in exempt and k not in exempt
+    ]
     try:
-        return fn(*args, **kwargs)
+        result = fn(*args, **kwargs)
     except NotImplementedError:
         raise
     except CheckFailed:
         raise
     except Exception as exc:  # noqa: BLE001 - every learner error becomes feedback
-        name = label or getattr(fn, "__name__", type(fn).__name__) + "()"
         inputs = ", ".join(describe(a) for a in args)
         if kwargs:
             inputs += (", " if inputs else "") + ", ".join(
@@ -188,6 +389,21 @@ def call_learner(
             func, lineno, text = where
             lines.append(f"in {func}(), line {lineno}: {text}")
         raise CheckFailed(check, case, "\n".join(lines), hint) from None
+    for arg_name, value, before in watched:
+        if before is None:
+            continue
+        change = _first_change(before, value)
+        if change:
+            raise CheckFailed(
+                check,
+                case,
+                f"your {name} changed its input `{arg_name}` in place ({change})",
+                inplace_hint
+                or "the caller still needs its input: compute into a new array "
+                "(x.copy(), np.empty_like(x), an expression that allocates) instead "
+                "of writing into the argument",
+            )
+    return result
 
 
 # ---------------------------------------------------------------------------
@@ -200,6 +416,44 @@ def assert_true(
 ) -> None:
     if not condition:
         raise CheckFailed(check, case, problem, hint)
+
+
+def assert_type(
+    value: Any,
+    types: type | tuple[type, ...],
+    check: str,
+    case: str,
+    what: str = "result",
+    hint: str | None = None,
+) -> None:
+    """``value`` must be an instance of ``types`` (``bool`` is not accepted as an int)."""
+    wanted = types if isinstance(types, tuple) else (types,)
+    ok = isinstance(value, wanted) and not (
+        isinstance(value, (bool, np.bool_)) and bool not in wanted
+        and np.bool_ not in wanted
+    )
+    if not ok:
+        names = " or ".join(type_name(t) for t in wanted)
+        raise CheckFailed(
+            check,
+            case,
+            f"{what}: expected a {names}, got {describe(value)}",
+            hint or _conversion_hint(wanted, value),
+        )
+
+
+def _conversion_hint(wanted: tuple[type, ...], value: Any) -> str:
+    if np.ndarray in wanted:
+        if _is_torch_tensor(value):
+            return "return a NumPy array: tensor.detach().numpy(), or compute in NumPy"
+        return "return a NumPy array (np.asarray, np.stack, np.array), not a " + (
+            type_name(value)
+        )
+    if int in wanted:
+        return "return a Python int: int(x) converts a NumPy or torch number"
+    if float in wanted:
+        return "return a Python float: float(x), or tensor.item()"
+    return f"return a {' or '.join(type_name(t) for t in wanted)}"
 
 
 def assert_unchanged(
@@ -237,16 +491,21 @@ def assert_array_close(
     rtol: float = 1e-5,
     atol: float = 1e-8,
     dtype: Any = None,
+    expect_type: type | tuple[type, ...] | None = None,
     what: str = "result",
     hint: str | None = None,
 ) -> None:
     """Compare an array-like result with the expected array.
 
-    Reports, in this order: ``None``; a value that is not array-like; a wrong shape; a
-    wrong dtype (only when ``dtype`` is given: ``"same"`` means "that of expected");
-    NaN or inf where the expected values are finite; values outside
-    ``|actual - expected| <= atol + rtol * |expected|`` with the max absolute and
-    relative error and the first mismatching index.
+    Reports, in this order: ``None``; a container other than ``expect_type`` (when
+    given, e.g. ``np.ndarray``: a list or a tensor is then rejected); a value that is
+    not array-like; a wrong shape; a wrong dtype (only when ``dtype`` is given: a dtype,
+    ``"same"`` for that of expected, ``"integer"`` for any integer dtype of 32 bits or
+    more, ``"float"`` for any floating dtype); NaN or inf where the expected values are
+    finite; values outside ``|actual - expected| <= atol + rtol * |expected|`` with the
+    max absolute and relative error and the first mismatching index, printed with
+    enough digits to tell them apart (and named as float32 rounding when it is that).
+    ``hint`` is given with a wrong shape or wrong values.
     """
     fail = lambda problem, h=hint: CheckFailed(check, case, problem, h)  # noqa: E731
     expected = np.asarray(_to_numpy(expected))
@@ -255,6 +514,8 @@ def assert_array_close(
             f"{what}: expected {describe(expected)}, got None",
             hint or "did you forget a `return` statement?",
         )
+    if expect_type is not None:
+        assert_type(actual, expect_type, check, case, what)
     actual_np = _to_numpy(actual)
     try:
         actual_arr = np.asarray(actual_np)
@@ -269,16 +530,7 @@ def assert_array_close(
             hint or "check the axis you reduce over and any transposes",
         )
     if dtype is not None:
-        want = (
-            expected.dtype
-            if isinstance(dtype, str) and dtype == "same"
-            else np.dtype(dtype)
-        )
-        if actual_arr.dtype != want:
-            raise fail(
-                f"{what}: expected dtype {want}, got dtype {actual_arr.dtype}",
-                hint or "a float64 constant or np.zeros default can change the dtype",
-            )
+        _check_dtype(actual_arr.dtype, dtype, expected.dtype, check, case, what)
     if actual_arr.size == 0:
         return
     if not np.issubdtype(actual_arr.dtype, np.number) and actual_arr.dtype != bool:
@@ -316,12 +568,63 @@ def assert_array_close(
         has_rel = finite & (e != 0)
         rel = f"{float((diff[has_rel] / np.abs(e[has_rel])).max()):.3g}" \
             if has_rel.any() else "n/a"
-        raise fail(
+        got_text, want_text = _distinct(a[idx], e[idx])
+        problem = (
             f"{what}: {int(bad.sum())} of {bad.size} values differ "
             f"(max abs error {max_abs:.3g}, max rel error {rel}, "
             f"tolerance atol={atol:g} rtol={rtol:g})\n"
-            f"first mismatch at index {idx}: got {a[idx]:.6g}, expected {e[idx]:.6g}"
+            f"first mismatch at index {idx}: got {got_text}, expected {want_text}"
         )
+        if _is_low_precision(actual_arr, diff, e, bad):
+            problem += (
+                f"\nthe differences are at the level of {actual_arr.dtype} rounding "
+                "(relative 1e-7 to 1e-3): a precision problem, not a wrong formula"
+            )
+            raise fail(problem, "compute in float64 (or keep the dtype of the "
+                       "inputs): an intermediate array or constant is in "
+                       f"{actual_arr.dtype}")
+        raise fail(problem)
+
+
+def _check_dtype(got: np.dtype, want: Any, same: np.dtype, check, case, what) -> None:
+    if isinstance(want, str) and want == "integer":
+        ok = got.kind in "iu" and got.itemsize >= 4
+        wanted = "an integer dtype (int32 or int64)"
+        hint = ("counts are integers: np.zeros(..., dtype=np.int64); int8 or int16 "
+                "overflow, floats are not counts")
+    elif isinstance(want, str) and want == "float":
+        ok, wanted = got.kind == "f", "a floating-point dtype"
+        hint = "an integer array cannot hold fractions: convert with .astype(float)"
+    else:
+        target = same if isinstance(want, str) and want == "same" else np.dtype(want)
+        ok, wanted = got == target, f"dtype {target}"
+        hint = "a float64 constant or an np.zeros default can change the dtype"
+    if not ok:
+        raise CheckFailed(check, case, f"{what}: expected {wanted}, got dtype {got}", hint)
+
+
+def _distinct(got: float, want: float) -> tuple[str, str]:
+    """The two numbers with enough digits to differ on the page."""
+    for digits in (6, 9, 12, 17):
+        a, b = f"{got:.{digits}g}", f"{want:.{digits}g}"
+        if a != b:
+            return a, b
+    return repr(float(got)), repr(float(want))
+
+
+def _is_low_precision(
+    actual: np.ndarray, diff: np.ndarray, e: np.ndarray, bad: np.ndarray
+) -> bool:
+    """True when a float16/float32 result misses a tight tolerance by rounding only:
+    every mismatch is finite, against a non-zero expected value, and tiny relative to
+    it."""
+    if actual.dtype not in (np.float16, np.float32):
+        return False
+    d, x = diff[bad], e[bad]
+    if not (np.all(np.isfinite(d)) and np.all(np.isfinite(x)) and np.all(x != 0)):
+        return False
+    rel = float((d / np.abs(x)).max())
+    return rel <= (1e-3 if actual.dtype == np.float16 else 1e-5)
 
 
 def passed(check: str, n_cases: int | None = None, extra: str = "") -> None:
