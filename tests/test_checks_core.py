@@ -279,7 +279,7 @@ def test_in_place_change_of_a_tensor_and_of_a_nested_list_is_found():
 
     nested = [(np.zeros(2), np.ones(2)), (np.zeros(2), np.ones(2))]
     msg = fails(call_learner, "c", "k", shift_boxes, nested)
-    assert "changed its input `preds` in place (element 1: element 0:" in msg
+    assert "changed its input `preds[1][0]` in place (2 of 2 values differ" in msg
 
 
 def test_exercises_that_update_an_argument_say_so():
@@ -307,7 +307,7 @@ def test_a_list_or_a_tensor_where_an_array_is_asked_for_is_rejected():
 
     msg = fails(assert_array_close, [0.0, 0.0], np.zeros(2), "c", "k",
                 expect_type=np.ndarray)
-    assert "expected a numpy.ndarray, got [0.0, 0.0]" in msg
+    assert "expected a numpy.ndarray, got a list: [0.0, 0.0]" in msg
     assert "np.asarray" in msg
     msg = fails(assert_array_close, torch.zeros(2), np.zeros(2), "c", "k",
                 expect_type=np.ndarray)
@@ -331,9 +331,34 @@ def test_assert_type_rejects_bool_as_int_and_names_both_types():
     assert_type(3, int, "c", "k")
     assert_type(np.int64(3), (int, np.integer), "c", "k")
     msg = fails(assert_type, True, int, "c", "k", what="count")
-    assert "count: expected a int, got True" in msg
+    assert "count: expected an int, got a bool: True" in msg
     msg = fails(assert_type, 3.0, int, "c", "k", what="count")
     assert "got float 3.0" in msg and "int(x)" in msg
+
+
+def test_type_names_are_the_public_ones():
+    import torch
+
+    from model2metal.checks import type_name
+
+    assert type_name(torch.nn.Linear(1, 1)) == "torch.nn.Linear"
+    assert type_name(torch.nn.Module) == "torch.nn.Module"
+    assert type_name(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1)) == (
+        "torch.optim.SGD"
+    )
+    assert type_name(np.zeros(1)) == "numpy.ndarray" and type_name([]) == "list"
+
+
+def test_assert_dtype_for_results_not_compared_by_value():
+    from model2metal.checks import assert_dtype
+
+    assert_dtype(np.zeros(2, np.int64), "integer", "c", "k")
+    assert "expected an integer dtype" in fails(
+        assert_dtype, np.zeros(2), "integer", "c", "k"
+    )
+    assert "expected an array, got a list" in fails(
+        assert_dtype, [1, 2], "integer", "c", "k"
+    )
 
 
 def test_float32_rounding_is_named_and_printed_with_enough_digits():

@@ -2,18 +2,22 @@
 
 Each wrong implementation below is a mistake learners make when they first write a
 convolution; the tests also assert that the message names the case and points at the
-problem, not only that the check fails.
+problem, not only that the check fails. Wrong implementations marked "passed before"
+were accepted by the checks before issue 9 (verified by running them against the
+previous version of ``model2metal/checks/lab02_01.py``).
 """
 
 import math
 
 import numpy as np
 import pytest
+import torch
+from check_helpers import raises_cleanly, rejects
 from numpy.lib.stride_tricks import sliding_window_view
 
 from model2metal.checks import lab02_01 as checks
 
-from check_helpers import rejects
+
 
 
 # --- building blocks (correct unless a flag says otherwise) ---------------------------
@@ -101,10 +105,18 @@ def test_output_size_accepts_floor_and_counting():
             span = dilation * (k - 1) + 1
             return len(range(0, n + 2 * padding - span + 1, stride))
 
-        return [count(h, kh), count(w, kw)]  # a list of two ints is fine too
+        return count(h, kh), count(w, kw)
+
+    def by_numpy(h, w, kh, kw, stride, padding, dilation=1):
+        sizes = np.floor_divide(
+            np.array([h, w]) + 2 * padding - dilation * (np.array([kh, kw]) - 1) - 1,
+            stride,
+        ) + 1
+        return tuple(int(v) for v in sizes)
 
     checks.check_conv2d_output_size(by_floor)
     checks.check_conv2d_output_size(by_counting)
+    checks.check_conv2d_output_size(by_numpy)
 
 
 @pytest.mark.parametrize(
@@ -137,7 +149,29 @@ def test_output_size_accepts_floor_and_counting():
                 (h + 2 * p - kh) / s + 1,
                 (w + 2 * p - kw) / s + 1,
             ),
-            r"tuple of two ints.*//",
+            r"oh: expected an int, got float 8.0.*floor division",
+        ),
+        (  # passed before: the list printed as [8, 8] in the lab's next cell
+            lambda h, w, kh, kw, s, p, dilation=1: [
+                (h + 2 * p - dilation * (kh - 1) - 1) // s + 1,
+                (w + 2 * p - dilation * (kw - 1) - 1) // s + 1,
+            ],
+            r"result: expected a tuple, got a list: \[8, 8\]",
+        ),
+        (  # passed before: NumPy ints print as np.int64(8) in the lab's next cell
+            lambda h, w, kh, kw, s, p, dilation=1: tuple(
+                (np.array([h, w]) + 2 * p - dilation * (np.array([kh, kw]) - 1) - 1)
+                // s + 1
+            ),
+            r"oh: expected an int, got numpy.int64 8.*int\(…\) converts",
+        ),
+        (  # rejected before, but told "you forgot the + 1"
+            lambda h, w, kh, kw, s, p, dilation=1: (
+                (w + 2 * p - dilation * (kw - 1) - 1) // s + 1,
+                (h + 2 * p - dilation * (kh - 1) - 1) // s + 1,
+            ),
+            r"H=8, W=6.*expected \(oh, ow\) = \(3, 2\), got \(2, 3\).*those of the "
+            r"other axis",
         ),
         (
             lambda h, w, kh, kw, s, p, dilation=1: (
@@ -156,7 +190,9 @@ def test_output_size_accepts_floor_and_counting():
     ],
 )
 def test_output_size_rejects(wrong, expect):
-    rejects(checks.check_conv2d_output_size, wrong, expect=expect)
+    msg = rejects(checks.check_conv2d_output_size, wrong, expect=expect)
+    if "other axis" in expect:
+        assert "+ 1" not in msg
 
 
 # --- direct convolution ---------------------------------------------------------------
@@ -208,7 +244,7 @@ def ceil_size(h, w, kh, kw, s, p, d=1):
         (
             lambda *a, **k: direct(*a, **k, size=ceil_size),
             r"stride 2 on 8×6.*raised ValueError.*\n.*input: .*\n.*line.*tensordot.*"
-            r"floor\(",
+            r"compare the shapes.*sizes of exercise 1",
         ),
         (
             lambda *a, **k: direct(*a, **k, flip=True),
@@ -221,11 +257,11 @@ def ceil_size(h, w, kh, kw, s, p, d=1):
         ),
         (
             lambda *a, **k: direct(*a, **k, pads=(k.get("padding", 0), 0)),
-            r"padding 1.*raised ValueError.*pad both sides",
+            r"padding 1.*raised ValueError.*padded on both sides",
         ),
         (
             lambda *a, **k: direct(*a, **k, bias_axis="last"),
-            r"3→4 channels, bias.*values differ.*last axis.*b\[None, :, None, None\]",
+            r"3→4 channels, bias.*values differ.*last axis.*axis 1 of",
         ),
         (
             lambda x, w, b=None, stride=1, padding=0: direct(
@@ -258,13 +294,42 @@ def test_direct_rejects(wrong, expect):
     rejects(checks.check_conv2d_direct, wrong, expect=expect)
 
 
+@pytest.mark.parametrize(
+    "wrong, expect",
+    [
+        (  # passed before: converted by the check; the lab's next cell then fails
+            lambda x, w, b=None, stride=1, padding=0: torch.from_numpy(
+                direct(x, w, b, stride, padding)
+            ),
+            r"result: expected a numpy.ndarray, got torch.Tensor.*NumPy array",
+        ),
+        (  # passed before: a list of per-image arrays
+            lambda x, w, b=None, stride=1, padding=0: list(
+                direct(x, w, b, stride, padding)
+            ),
+            r"result: expected a numpy.ndarray, got list of 2 \[ndarray.*np.stack",
+        ),
+        (  # float64 in, float64 out, but computed in float32
+            lambda x, w, b=None, stride=1, padding=0: direct(
+                x.astype(np.float32), w.astype(np.float32),
+                None if b is None else b.astype(np.float32), stride, padding,
+            ).astype(x.dtype),
+            r"3×3, padding 1.*values differ.*within float32 rounding.*ran in float32",
+        ),
+    ],
+)
+def test_direct_rejects_wrong_types_and_precision(wrong, expect):
+    rejects(checks.check_conv2d_direct, wrong, expect=expect)
+
+
 def test_direct_rejects_changing_the_input():
     def in_place(x, w, b=None, stride=1, padding=0):
         out = direct(x, w, b, stride, padding)
         x[...] = 0
         return out
 
-    rejects(checks.check_conv2d_direct, in_place, expect=r"changed its input `x` in place.*new arrays")
+    rejects(checks.check_conv2d_direct, in_place,
+            expect=r"changed its input `x` in place.*new arrays")
 
 
 def test_direct_rejects_missing_return():
@@ -313,6 +378,25 @@ def test_im2col_accepts_position_loop_and_windows():
     ],
 )
 def test_im2col_rejects(wrong, expect):
+    rejects(checks.check_im2col, wrong, expect=expect)
+
+
+@pytest.mark.parametrize(
+    "wrong, expect",
+    [
+        (  # passed before: np.asarray in the check turned it into an array
+            lambda x, kh, kw, s=1, p=0: list(im2col_windows(x, kh, kw, s, p)),
+            r"columns: expected a numpy.ndarray, got list of 2.*np.stack",
+        ),
+        (  # passed before
+            lambda x, kh, kw, s=1, p=0: torch.from_numpy(
+                im2col_windows(x, kh, kw, s, p)
+            ),
+            r"columns: expected a numpy.ndarray, got torch.Tensor",
+        ),
+    ],
+)
+def test_im2col_rejects_other_containers(wrong, expect):
     rejects(checks.check_im2col, wrong, expect=expect)
 
 
@@ -374,6 +458,52 @@ def test_conv_im2col_accepts_one_big_gemm_and_einsum():
 )
 def test_conv_im2col_rejects(wrong, expect):
     rejects(checks.check_conv2d_im2col, wrong, expect=expect)
+
+
+def test_conv_im2col_rejects_reshaping_the_callers_weights():
+    def reshape_in_place(x, w, b=None, stride=1, padding=0):
+        c_out, _, kh, kw = w.shape
+        oh, ow = out_size(x.shape[2], x.shape[3], kh, kw, stride, padding)
+        cols = im2col_windows(x, kh, kw, stride, padding)
+        w.shape = (c_out, -1)  # changes the caller's array
+        out = (w @ cols).reshape(x.shape[0], c_out, oh, ow)
+        return out if b is None else out + b[:, None, None]
+
+    rejects(checks.check_conv2d_im2col, reshape_in_place,
+            expect=r"changed its input `w` in place \(its shape went from "
+            r"\(4, 3, 3, 3\) to \(4, 27\)\)")
+
+
+def _raising_size(h, w, kh, kw, stride, padding, dilation=1):
+    return (h + 2 * padding - kh) // stride + 1, w.size
+
+
+def _raising_conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    xp = np.pad(x, padding)  # pads N and C too
+    return np.tensordot(xp[:, :, :3, :3], w, axes=([1, 2, 3], [1, 2, 3]))
+
+
+def _raising_im2col(x, kh, kw, stride=1, padding=0):
+    return x.reshape(x.shape[0], x.shape[1] * kh * kw, -1)
+
+
+@pytest.mark.parametrize(
+    "check, fn, expect",
+    [
+        (checks.check_conv2d_output_size, _raising_size,
+         r"H=8, W=8.*AttributeError.*input: int 8.*line \d+: .*w.size.*Hint: count"),
+        (checks.check_conv2d_direct, _raising_conv,
+         r"3×3, padding 1.*ValueError.*input: ndarray shape \(2, 3, 6, 4\).*"
+         r"tensordot.*Hint: compare the shapes"),
+        (checks.check_conv2d_im2col, _raising_conv, r"ValueError.*Hint: compare"),
+        (checks.check_conv2d_grouped_dilated, _raising_conv,
+         r"dilation 2.*ValueError.*Hint: dilation D"),
+        (checks.check_im2col, _raising_im2col,
+         r"3×3, padding 1.*ValueError.*cannot reshape.*Hint: pad x once"),
+    ],
+)
+def test_learner_errors_are_one_message(check, fn, expect):
+    raises_cleanly(check, fn, expect=expect)
 
 
 # --- stretch: dilation and groups -----------------------------------------------------

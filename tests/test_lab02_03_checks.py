@@ -9,11 +9,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from check_helpers import raises_cleanly, rejects
 
 from model2metal.checks import lab02_03 as checks
-
-from check_helpers import rejects
-
 
 # --- correct solutions, written differently from the lab's --------------------------
 
@@ -68,7 +66,7 @@ def ap_voc(recall, precision):
 
 def make_map(ap=ap_voc, iou=iou_torch, *, voc_matching=False, mark_used=True,
              strict=False, pool_images=False, empty_class_zero=False,
-             rank_per_image=False):
+             rank_per_image=False, first_match=False):
     """mAP with switches that turn it into the typical mistakes."""
 
     def fn(predictions, ground_truths, num_classes, iou_threshold=0.5):
@@ -97,6 +95,9 @@ def make_map(ap=ap_voc, iou=iou_torch, *, voc_matching=False, mark_used=True,
                 if not voc_matching:
                     ov = np.where(used[img], -1.0, ov)
                 j = int(np.argmax(ov))
+                if first_match:  # the first unmatched box above the threshold
+                    above = np.flatnonzero(ov >= iou_threshold)
+                    j = int(above[0]) if len(above) else j
                 ok = ov[j] > iou_threshold if strict else ov[j] >= iou_threshold
                 hit = ok and not used[img][j]
                 if hit and mark_used:
@@ -120,10 +121,12 @@ def peaks_torch(heat, threshold):
 
 
 def make_decode(*, suppress=True, swap_xy=False, per_class_k=False, half=0.5,
-                interior_only=False):
+                interior_only=False, at_least=False):
     def fn(heatmap, wh, k=100, stride=1, threshold=0.0):
         heat = np.asarray(heatmap, dtype=np.float32)
         mask = peaks_torch(heat, threshold) if suppress else heat > threshold
+        if at_least:  # score >= threshold
+            mask = peaks_torch(heat, -np.inf) & (heat >= threshold)
         if interior_only:
             mask[:, [0, -1], :] = False
             mask[:, :, [0, -1]] = False
@@ -142,7 +145,8 @@ def make_decode(*, suppress=True, swap_xy=False, per_class_k=False, half=0.5,
         cx, cy = x + half, y + half
         boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1) * stride
         by_score = np.argsort(-s, kind="stable")
-        return boxes[by_score], s[by_score], c[by_score].astype(np.int64)
+        return (boxes[by_score].astype(np.float32), s[by_score],
+                c[by_score].astype(np.int64))
 
     return fn
 
@@ -219,8 +223,8 @@ def iou_nan_on_empty_union(a, b):
 @pytest.mark.parametrize(
     "wrong, expect",
     [
-        (iou_unclamped, r"3 random boxes against 4.*values differ.*clamp BEFORE"),
-        (iou_clamp_product, r"values differ.*clamp BEFORE"),
+        (iou_unclamped, r"3 random boxes against 4.*values differ.*BEFORE multiply"),
+        (iou_clamp_product, r"values differ.*BEFORE multiplying"),
         (iou_nan_on_empty_union, r"zero-area boxes.*NaN.*union is 0"),
         (lambda a, b: iou_torch(b, a), r"expected shape \(3, 4\), got shape \(4, 3\)"),
         (lambda a, b: iou_torch(a[:, [1, 0, 3, 2]], b), r"3 random.*values differ"),
@@ -229,6 +233,73 @@ def iou_nan_on_empty_union(a, b):
 )
 def test_pairwise_iou_rejects(wrong, expect):
     rejects(checks.check_pairwise_iou, wrong, expect=expect)
+
+
+def iou_epsilon(a, b):
+    """inter / (union + 1e-9): no NaN for union 0, but an IoU of 0.5 comes out as
+    0.4999999999. Passed before (every case compared with rtol 1e-5), and then
+    made mAP reject a match at exactly 0.5."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(-1)
+    return inter / (area(a)[:, None] + area(b)[None] - inter + 1e-9)
+
+
+def iou_like_integers(a, b):
+    """Right formula, but the output array takes the dtype of integer boxes.
+    Passed before (every case had float boxes); the lab's next cell crashed."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(-1)
+    union = area(a)[:, None].astype(a.dtype) + area(b)[None].astype(a.dtype) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def iou_float32(a, b):
+    """All arithmetic in float32 (as torchvision on float32 boxes): still right."""
+    a = torch.as_tensor(np.asarray(a, dtype=np.float32)).reshape(-1, 4)
+    b = torch.as_tensor(np.asarray(b, dtype=np.float32)).reshape(-1, 4)
+    lt = torch.max(a[:, None, :2], b[None, :, :2])
+    rb = torch.min(a[:, None, 2:], b[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None] - inter
+    return torch.where(union > 0, inter / union.clamp(min=1e-30), 0.0).numpy()
+
+
+def test_pairwise_iou_accepts_float32_arithmetic():
+    checks.check_pairwise_iou(iou_float32)
+
+
+@pytest.mark.parametrize(
+    "wrong, expect",
+    [
+        (iou_epsilon, r"IoU exactly 0\.5.*got 0\.4999999999.*slightly BELOW.*exact"),
+        (iou_like_integers, r"integer coordinates.*raised UFuncTypeError.*work in "
+         r"floats"),
+        (lambda a, b: torch.as_tensor(iou_torch(a, b)),
+         r"expected a numpy.ndarray, got torch.Tensor"),
+        (lambda a, b: iou_torch(a, b).tolist(), r"expected a numpy.ndarray, got"),
+        (lambda a, b: (iou_torch(a, b) > 0.5), r"expected a floating-point dtype, got "
+         r"dtype bool"),
+    ],
+    ids=["epsilon in the union", "integer output array", "tensor", "list", "bool"],
+)
+def test_pairwise_iou_rejects_types_and_near_threshold(wrong, expect):
+    rejects(checks.check_pairwise_iou, wrong, expect=expect)
+
+
+def test_box_area_rejects_types_and_names_plus_one():
+    rejects(checks.check_box_area, lambda b: list(area(b)),
+            expect=r"expected a numpy.ndarray")
+    rejects(
+        checks.check_box_area,
+        lambda b: (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1),
+        expect=r"\(width \+ 1\) × \(height \+ 1\)",
+    )
 
 
 # --- 2. NMS ---------------------------------------------------------------------------
@@ -283,13 +354,40 @@ def nms_reverse_ties(boxes, scores, thr):
         (nms_against_suppressed_too, r"a chain.*expected \[0, 2\], got \[0\].*IT"),
         (nms_greater_equal, r"exactly equal to the threshold.*expected \[0, 1\]"),
         (nms_reverse_ties, r"equal scores.*expected \[0\], got \[1\].*lower index"),
-        (lambda b, s, t: nms_mask(b, s, t).astype(float), r"integer indices"),
+        (lambda b, s, t: nms_mask(b, s, t).astype(float), r"integer dtype"),
         (lambda b, s, t: list(nms_mask(b, s, t)) or None, r"no boxes.*got None"),
     ],
     ids=["keeps overlaps", "ignores scores", "wrong box", ">=", "ties", "floats",
          "None"],
 )
 def test_nms_rejects(wrong, expect):
+    rejects(checks.check_nms, wrong, expect=expect)
+
+
+def nms_writes_scores(boxes, scores, thr):
+    """Marks suppressed boxes by writing -inf into the caller's scores. Passed
+    before: the check handed over copies and never looked at them again."""
+    ious, keep = iou_torch(boxes, boxes), []
+    while len(scores) and np.isfinite(scores).any():
+        i = int(np.argmax(scores))
+        keep.append(i)
+        scores[ious[i] > thr] = -np.inf
+        scores[i] = -np.inf
+    return np.array(keep, dtype=np.int64)
+
+
+@pytest.mark.parametrize(
+    "wrong, expect",
+    [
+        (nms_writes_scores, r"changed its input `scores` in place.*not by overwriting"),
+        (lambda b, s, t: list(nms_mask(b, s, t)), r"no boxes.*expected a "
+         r"numpy.ndarray, got a list: \[\]"),
+        (nms_against_suppressed_too, r"a chain.*itself been suppressed"),
+        (nms_index_order, r"scores not sorted.*visit them by descending score"),
+    ],
+    ids=["writes -inf into scores", "list", "suppressed suppress", "index order"],
+)
+def test_nms_rejects_with_evidence(wrong, expect):
     rejects(checks.check_nms, wrong, expect=expect)
 
 
@@ -319,12 +417,41 @@ def batched_unsorted(boxes, scores, classes, thr):
     "wrong, expect",
     [
         (lambda b, s, c, t: nms_mask(b, s, t), r"same box in two classes.*missing \[0\]"
-         r".*another class.*never suppress"),
+         r".*ANOTHER class.*never suppress"),
         (batched_unsorted, r"wrong order.*sort"),
     ],
     ids=["class-agnostic", "not sorted across classes"],
 )
 def test_batched_nms_rejects(wrong, expect):
+    rejects(checks.check_batched_nms, wrong, expect=expect)
+
+
+def batched_ties_in_class_order(boxes, scores, classes, thr):
+    """Per-class NMS, then a stable sort by score alone: equal scores of different
+    classes stay in class order. Passed before: no case had equal scores in two
+    classes."""
+    keep = batched_unsorted(boxes, scores, classes, thr)
+    return keep[np.argsort(-scores[keep], kind="stable")]
+
+
+def batched_shifts_in_place(boxes, scores, classes, thr):
+    if len(boxes) == 0:
+        return np.zeros(0, np.int64)
+    boxes += (boxes.max() + 1) * classes[:, None]
+    return nms_mask(boxes, scores, thr)
+
+
+@pytest.mark.parametrize(
+    "wrong, expect",
+    [
+        (batched_ties_in_class_order, r"equal scores in different classes.*expected "
+         r"\[1, 0, 2, 3, 4\], got \[1, 2, 0, 3, 4\].*lower index first, over all "
+         r"classes"),
+        (batched_shifts_in_place, r"changed its input `boxes` in place.*`\+=`"),
+    ],
+    ids=["ties in class order", "boxes += offsets"],
+)
+def test_batched_nms_rejects_new_cases(wrong, expect):
     rejects(checks.check_batched_nms, wrong, expect=expect)
 
 
@@ -352,11 +479,38 @@ def ap_11_point(recall, precision):
         (lambda r, p: float(np.trapezoid(p, r)) if len(r) else 0.0,
          r"a perfect ranking.*expected 1, got 0\.5"),
         (ap_11_point, r"AP: expected"),
-        (lambda r, p: np.array([ap_voc(r, p)]), r"expected a number"),
+        (lambda r, p: np.array([ap_voc(r, p)]), r"AP: expected a float, got ndarray"),
     ],
     ids=["no envelope", "trapezoid", "11-point", "array"],
 )
 def test_average_precision_rejects(wrong, expect):
+    rejects(checks.check_average_precision, wrong, expect=expect)
+
+
+def ap_left_envelope(recall, precision):
+    r = np.concatenate([[0.0], recall])
+    env = np.maximum.accumulate(np.asarray(precision, dtype=float))
+    return float(np.sum((r[1:] - r[:-1]) * env))
+
+
+def ap_int_zero_when_empty(recall, precision):
+    return ap_voc(recall, precision) if len(recall) else 0
+
+
+@pytest.mark.parametrize(
+    "wrong, expect",
+    [
+        (ap_no_envelope, r"own precision.*HIGHER"),
+        (ap_left_envelope, r"precision rises again.*looks to the left"),
+        (lambda r, p: float(np.trapezoid(p, r)) if len(r) else 0.0, r"trapezoid"),
+        (ap_11_point, r"11-point"),
+        (lambda r, p: np.float32(ap_voc(r, p)), r"expected a float, got numpy.float32"),
+        (ap_int_zero_when_empty, r"no detections.*expected a float, got int 0"),
+    ],
+    ids=["no envelope", "left envelope", "trapezoid", "11-point", "float32",
+         "int 0"],
+)
+def test_average_precision_names_the_mistake(wrong, expect):
     rejects(checks.check_average_precision, wrong, expect=expect)
 
 
@@ -389,7 +543,51 @@ def test_map_rejects_ignored_threshold():
     def fixed(predictions, ground_truths, num_classes, iou_threshold=0.5):
         return make_map()(predictions, ground_truths, num_classes)
 
-    rejects(checks.check_map_at_50, fixed, expect=r"iou_threshold=0\.75.*mAP")
+    rejects(checks.check_map_at_50, fixed,
+            expect=r"iou_threshold=0\.75.*mAP.*use the iou_threshold argument")
+
+
+def map_sorts_in_place(predictions, ground_truths, num_classes, iou_threshold=0.5):
+    for boxes, scores, labels in predictions:
+        order = np.argsort(-scores)
+        boxes[:], scores[:], labels[:] = boxes[order], scores[order], labels[order]
+    return make_map()(predictions, ground_truths, num_classes, iou_threshold)
+
+
+@pytest.mark.parametrize(
+    "wrong, expect",
+    [
+        # Passed before: in every case with two ground-truth boxes in one image they
+        # lay 20 px apart, so the first box above the threshold was also the best.
+        (make_map(first_match=True), r"two ground truths \(best match.*expected "
+         r"0\.83+, got 1 .*FIRST unmatched.*highest IoU"),
+        # The IoU with an epsilon (see pairwise_iou): a match at exactly 0.5 is lost.
+        (make_map(iou=iou_epsilon), r"IoU exactly 0\.5 counts.*expected 1, got 0.*"
+         r"exactly the threshold.*epsilon"),
+        (lambda *a, **k: torch.tensor(make_map()(*a, **k)),
+         r"mAP: expected a float, got torch.Tensor"),
+        (map_sorts_in_place, r"changed its input `predictions\S*` in place"),
+    ],
+    ids=["first match", "IoU with epsilon", "tensor", "sorts in place"],
+)
+def test_map_rejects_new_cases(wrong, expect):
+    rejects(checks.check_map_at_50, wrong, expect=expect)
+
+
+@pytest.mark.parametrize(
+    "kw, expect",
+    [
+        (dict(mark_used=False), r"second detection .* already matched.*at most once"),
+        (dict(strict=True), r"exactly the threshold"),
+        (dict(pool_images=True), r"another image.*SAME image"),
+        (dict(empty_class_zero=True), r"counted as AP 0.*leave it out"),
+        (dict(rank_per_image=True), r"image by image"),
+    ],
+    ids=["duplicates are TPs", "IoU > 0.5", "pooled images", "empty class counted",
+         "ranked per image"],
+)
+def test_map_hints_name_the_mistake_they_see(kw, expect):
+    rejects(checks.check_map_at_50, make_map(**kw), expect=expect)
 
 
 # --- 4. decoding --------------------------------------------------------------------
@@ -405,7 +603,7 @@ def test_decode_accepts_torch_maxpool_version():
         (dict(suppress=False), r"two peaks.*expected 2 detections, got 10.*3x3"),
         (dict(swap_xy=True), r"two peaks.*values differ.*wh\[0\] is the width"),
         (dict(per_class_k=True), r"k smaller.*expected 2 detections, got 3"),
-        (dict(half=0.0), r"two peaks.*values differ.*\(x \+ 0\.5\)"),
+        (dict(half=0.0), r"two peaks.*values differ.*half a cell off.*\(x \+ 0\.5"),
         (dict(interior_only=True), r"border.*expected \d detections"),
     ],
     ids=["no peak suppression", "x/y swapped", "top-k per class", "no +0.5",
@@ -421,6 +619,41 @@ def test_decode_rejects_unsorted_scores():
         return boxes[::-1], scores[::-1], classes[::-1]
 
     rejects(checks.check_decode_heatmap, ascending, expect=r"descending order")
+
+
+def decode_by_lists(heatmap, wh, k=100, stride=1, threshold=0.0):
+    """Right for every heatmap with a peak; with none, np.array of an empty list
+    has shape (0,) and classes become float64. Passed before: every case had a
+    peak."""
+    boxes, scores, classes = make_decode()(heatmap, wh, k, stride, threshold)
+    rows = [list(b) for b in boxes]
+    return (np.array(rows, dtype=np.float32), scores,
+            np.array(list(classes), dtype=np.int64 if len(classes) else float))
+
+
+@pytest.mark.parametrize(
+    "wrong, expect",
+    [
+        (decode_by_lists, r"no peak.*boxes \(n, 4\).*got shapes \(0,\).*also when"
+         r" n = 0"),
+        (make_decode(at_least=True), r"plateau.*expected 2 detections.*equal to the "
+         r"threshold was kept"),
+        (lambda *a, **k: list(make_decode()(*a, **k)), r"expected a tuple \(boxes, "
+         r"scores, classes\), got list"),
+        (lambda *a, **k: tuple(torch.as_tensor(v) for v in make_decode()(*a, **k)),
+         r"boxes: expected a numpy.ndarray, got torch.Tensor"),
+        (lambda *a, **k: (*make_decode()(*a, **k)[:2],
+                          make_decode()(*a, **k)[2].astype(np.int32)),
+         r"classes: expected int64, got dtype int32"),
+        (lambda *a, **k: (make_decode()(*a, **k)[0].astype(np.float64),
+                          *make_decode()(*a, **k)[1:]),
+         r"boxes: expected float32, got dtype float64"),
+    ],
+    ids=["empty outputs", ">= threshold", "list", "tensors", "int32 classes",
+         "float64 boxes"],
+)
+def test_decode_rejects_types_and_empty_results(wrong, expect):
+    rejects(checks.check_decode_heatmap, wrong, expect=expect)
 
 
 # --- 5. targets -----------------------------------------------------------------------
@@ -450,3 +683,45 @@ def test_make_targets_rejects_float64_heat():
         return heat.astype(np.float64), wh, mask
 
     rejects(checks.check_make_targets, f64, expect=r"expected dtype float32")
+
+
+def test_make_targets_rejects_other_types():
+    rejects(checks.check_make_targets, lambda *a: list(make_targets_fn()(*a)),
+            expect=r"expected a tuple \(heat, wh, mask\), got list")
+
+    def f64_wh(*args):
+        heat, wh, mask = make_targets_fn()(*args)
+        return heat, wh.astype(np.float64), mask
+
+    rejects(checks.check_make_targets, f64_wh, expect=r"wh: expected dtype float32")
+
+
+# --- learner code that raises: one message, the case, the input and a hint ----------
+
+
+def raising(*args, **kwargs):
+    raise RuntimeError("boom")
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        checks.check_box_area,
+        checks.check_pairwise_iou,
+        checks.check_nms,
+        checks.check_batched_nms,
+        checks.check_average_precision,
+        checks.check_map_at_50,
+        checks.check_decode_heatmap,
+        checks.check_make_targets,
+    ],
+    ids=lambda check: check.__name__,
+)
+def test_learner_errors_are_one_message(check):
+    msg = raises_cleanly(
+        check,
+        raising,
+        expect=r"your raising\(\) raised RuntimeError: boom\n  input: .+\n"
+        r"  in raising\(\), line \d+: raise RuntimeError",
+    )
+    assert "Traceback" not in msg

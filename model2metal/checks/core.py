@@ -29,6 +29,7 @@ from __future__ import annotations
 import inspect
 import linecache
 import math
+import re
 import sys
 import traceback
 from typing import Any, Callable, Sequence
@@ -43,6 +44,10 @@ __all__ = [
     "assert_equal",
     "assert_true",
     "assert_type",
+    "assert_dtype",
+    "assert_not_none",
+    "matches",
+    "hint_from_evidence",
     "assert_unchanged",
     "type_name",
     "passed",
@@ -123,6 +128,9 @@ def type_name(x: Any) -> str:
         return "torch.Tensor"
     if cls.__module__.startswith("numpy.random"):
         return f"numpy.random.{cls.__name__}"
+    for public in ("torch.nn", "torch.utils.data", "torch.optim"):
+        if cls.__module__.startswith(public + "."):
+            return f"{public}.{cls.__name__}"
     module = cls.__module__.split(".")[0]
     if module in ("builtins", "__main__", "__nb__"):
         return cls.__name__
@@ -236,6 +244,8 @@ def _describe(x: Any, max_items: int) -> str:
     text = repr(x)
     if " at 0x" in text or text.startswith("<"):  # the default repr: no information
         return f"a {type_name(x)} object"
+    if "\n" in text:  # e.g. an IRModule: its first line names it
+        text = text.strip().splitlines()[0] + " ..."
     return f"{type_name(x)} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
@@ -286,27 +296,29 @@ def _snapshot(value: Any) -> Any:
     return None
 
 
-def _first_change(before: Any, after: Any) -> str | None:
-    """None if ``after`` equals the snapshot ``before``; otherwise what changed."""
+def _first_change(before: Any, after: Any, path: str = "") -> tuple[str, str] | None:
+    """None if ``after`` equals the snapshot ``before``; otherwise (where, what): the
+    index path inside the argument (``[1][0]``, empty for the argument itself) and
+    what changed."""
     if isinstance(before, list):
         if not isinstance(after, (list, tuple)) or len(after) != len(before):
-            return "its length or type changed"
+            return path, "its length or type changed"
         for k, (b, a) in enumerate(zip(before, after)):
-            change = None if b is None else _first_change(b, a)
+            change = None if b is None else _first_change(b, a, f"{path}[{k}]")
             if change:
-                return f"element {k}: {change}"
+                return change
         return None
     b, a = np.asarray(_to_numpy(before)), np.asarray(_to_numpy(after))
     if a.shape != b.shape:
-        return f"its shape went from {b.shape} to {a.shape}"
+        return path, f"its shape went from {b.shape} to {a.shape}"
     if a.dtype != b.dtype:
-        return f"its dtype went from {b.dtype} to {a.dtype}"
+        return path, f"its dtype went from {b.dtype} to {a.dtype}"
     equal_nan = b.dtype.kind in "fc"
     if np.array_equal(a, b, equal_nan=equal_nan):
         return None
     differ = ~((a == b) | (np.isnan(a) & np.isnan(b)) if equal_nan else (a == b))
     idx = tuple(int(i) for i in np.argwhere(differ)[0])
-    return (
+    return path, (
         f"{int(differ.sum())} of {differ.size} values differ, the first at index "
         f"{idx}: was {b[idx].item()!r}, now {a[idx].item()!r}"
     )
@@ -338,6 +350,7 @@ def call_learner(
     label: str | None = None,
     inplace_ok: bool | Sequence[str | int] = (),
     inplace_hint: str | None = None,
+    evidence: Sequence[tuple[str, str]] = (),
     **kwargs: Any,
 ) -> Any:
     """Call the learner's ``fn`` and turn any exception into a readable CheckFailed.
@@ -351,7 +364,9 @@ def call_learner(
     that argument. ``inplace_ok`` lists the arguments the exercise asks the learner to
     update, by position (0, 1, ...) or name (``True``: all of them; e.g. an SGD step).
     ``inplace_hint`` replaces the generic hint of that failure where the check knows
-    more (e.g. "restore x[i] after perturbing it").
+    more (e.g. "restore x[i] after perturbing it"). ``evidence`` is a list of
+    ``(regex, hint)`` pairs: when the learner's exception matches a regex, that hint
+    replaces ``hint`` (the error message is the evidence for the cause it names).
     """
     if not callable(fn):
         raise CheckFailed(
@@ -388,16 +403,22 @@ def call_learner(
         if where:
             func, lineno, text = where
             lines.append(f"in {func}(), line {lineno}: {text}")
-        raise CheckFailed(check, case, "\n".join(lines), hint) from None
+        problem = "\n".join(lines)
+        for pattern, specific in evidence:
+            if re.search(pattern, problem, re.S):
+                hint = specific
+                break
+        raise CheckFailed(check, case, problem, hint) from None
     for arg_name, value, before in watched:
         if before is None:
             continue
         change = _first_change(before, value)
         if change:
+            where, what = change
             raise CheckFailed(
                 check,
                 case,
-                f"your {name} changed its input `{arg_name}` in place ({change})",
+                f"your {name} changed its input `{arg_name}{where}` in place ({what})",
                 inplace_hint
                 or "the caller still needs its input: compute into a new array "
                 "(x.copy(), np.empty_like(x), an expression that allocates) instead "
@@ -409,6 +430,44 @@ def call_learner(
 # ---------------------------------------------------------------------------
 # comparisons
 # ---------------------------------------------------------------------------
+
+
+def matches(got: Any, candidate: Any, rtol: float = 1e-6, atol: float = 1e-9) -> bool:
+    """True when ``got`` is a finite array-like equal to ``candidate`` within tolerance:
+    the evidence a hint needs before it names a mistake."""
+    try:
+        g = np.asarray(_to_numpy(got), dtype=np.float64)
+        c = np.asarray(_to_numpy(candidate), dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return (
+        g.shape == c.shape
+        and bool(np.all(np.isfinite(g)))
+        and bool(np.all(np.isfinite(c)))
+        and bool(np.allclose(g, c, rtol=rtol, atol=atol))
+    )
+
+
+def hint_from_evidence(
+    got: Any,
+    candidates: Sequence[tuple[str, Any]],
+    rtol: float = 1e-6,
+    atol: float = 1e-9,
+) -> str | None:
+    """The hint of the ``(hint, value)`` candidate mistake that ``got`` equals, if
+    exactly one does (two candidates that coincide on a case are no evidence for
+    either); None otherwise. Compute each candidate with the reference and the
+    mistake put in, e.g. the formula with the axes swapped."""
+    found = [hint for hint, value in candidates if matches(got, value, rtol, atol)]
+    return found[0] if len(found) == 1 else None
+
+
+def assert_not_none(got: Any, check: str, case: str, what: str = "result") -> None:
+    """A function that printed its result or forgot ``return`` gives None."""
+    if got is None:
+        raise CheckFailed(
+            check, case, f"{what}: got None", "did you forget a `return` statement?"
+        )
 
 
 def assert_true(
@@ -433,13 +492,39 @@ def assert_type(
         and np.bool_ not in wanted
     )
     if not ok:
-        names = " or ".join(type_name(t) for t in wanted)
+        names = " or ".join(_article(type_name(t)) for t in wanted)
         raise CheckFailed(
             check,
             case,
-            f"{what}: expected a {names}, got {describe(value)}",
+            f"{what}: expected {names}, got {_typed(value)}",
             hint or _conversion_hint(wanted, value),
         )
+
+
+def _typed(value: Any) -> str:
+    """``describe(value)``, with the type named where the description does not."""
+    got = describe(value)
+    if got[:1] in "[({'\"0123456789-" or got in ("True", "False"):
+        got = f"{_article(type_name(value))}: {got}"
+    return got
+
+
+def _article(name: str) -> str:
+    return ("an " if name[:1].lower() in "aeiou" else "a ") + name
+
+
+def assert_dtype(
+    value: Any, dtype: Any, check: str, case: str, what: str = "result"
+) -> None:
+    """An array's dtype, for results not compared by value (index sets, masks):
+    a dtype, ``"integer"`` (32 bits or more) or ``"float"``; the array must have a
+    ``dtype`` (check its type first)."""
+    got = getattr(value, "dtype", None)
+    if got is None:
+        raise CheckFailed(
+            check, case, f"{what}: expected an array, got {_typed(value)}"
+        )
+    _check_dtype(np.dtype(got), dtype, np.dtype(got), check, case, what)
 
 
 def _conversion_hint(wanted: tuple[type, ...], value: Any) -> str:
@@ -550,10 +635,18 @@ def assert_array_close(
         )
     if a.ndim == 0:
         if not abs(a - e) <= atol + rtol * abs(e):
-            raise fail(
-                f"{what}: expected {float(e):.6g}, got {float(a):.6g} "
+            got_text, want_text = _distinct(float(a), float(e))
+            problem = (
+                f"{what}: expected {want_text}, got {got_text} "
                 f"(abs error {abs(float(a) - float(e)):.3g})"
             )
+            diff = np.abs(np.atleast_1d(a) - np.atleast_1d(e))
+            if _is_low_precision(actual_arr, diff, np.atleast_1d(e), diff >= 0):
+                raise fail(problem + f"\nthe difference is {actual_arr.dtype} "
+                           "rounding: a precision problem, not a wrong formula",
+                           "compute in float64: an intermediate value is in "
+                           f"{actual_arr.dtype}")
+            raise fail(problem)
         return
     with np.errstate(invalid="ignore"):  # inf - inf: handled on the next lines
         diff = np.abs(a - e)

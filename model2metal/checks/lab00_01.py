@@ -2,7 +2,9 @@
 
 Every reference here is computed independently of the way the lab asks for it (explicit
 loops, known closed-form gradients, hand-written IR snippets), so a check compares two
-different routes to the same answer.
+different routes to the same answer. Hints name a cause only when the check has
+computed that mistake and the learner's result matches it; otherwise they state what
+was observed.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from .core import (
     assert_array_close,
     assert_equal,
     assert_true,
+    assert_type,
+    assert_unchanged,
     call_learner,
     describe,
+    hint_from_evidence,
     passed,
 )
 
@@ -36,6 +41,18 @@ __all__ = [
 ]
 
 
+
+
+
+
+def _shape(x) -> tuple[int, ...] | None:
+    """The shape of an array-like, or None (never raises)."""
+    try:
+        return tuple(np.shape(x))
+    except Exception:  # noqa: BLE001 - any object may come back
+        return None
+
+
 # ---------------------------------------------------------------------------
 # NumPy
 # ---------------------------------------------------------------------------
@@ -51,6 +68,7 @@ def _sq_dists_by_loops(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 
 
 def check_pairwise_sq_dists(fn) -> None:
+    """``fn(A, B)`` -> the (n, m) NumPy array of squared distances, in A's dtype."""
     name = "check_pairwise_sq_dists"
     rng = np.random.default_rng(1)
     pts = rng.normal(size=(4, 3))
@@ -63,10 +81,32 @@ def check_pairwise_sq_dists(fn) -> None:
             rng.normal(size=(3, 4)).astype(np.float32),
             rng.normal(size=(5, 4)).astype(np.float32),
         ),
+        # a loop over the points of B (np.stack of a list) fails on an empty B
+        "no points in B: 3x2 against 0x2": (rng.normal(size=(3, 2)), np.empty((0, 2))),
     }
     for case, (A, B) in cases.items():
-        got = call_learner(name, case, fn, A.copy(), B.copy())
         expected = _sq_dists_by_loops(A, B).astype(A.dtype)
+        got = call_learner(
+            name,
+            case,
+            fn,
+            A,
+            B,
+            hint="A has shape (n, d) and B (m, d): broadcasting them against each "
+            "other needs a new axis in each",
+        )
+        if _shape(got) == expected.T.shape != expected.shape:
+            hint = "rows belong to the points of A and columns to those of B: " \
+                "the result is transposed"
+        elif isinstance(got, np.ndarray) and got.shape != expected.shape:
+            hint = "one row per point of A, one column per point of B: the feature "\
+                "axis (the last one) is the one summed over"
+        else:
+            hint = hint_from_evidence(
+                got,
+                [("these are the distances, not their squares: no square root",
+                  np.sqrt(expected))],
+            )
         tol = 1e-5 if A.dtype == np.float32 else 1e-9
         assert_array_close(
             got,
@@ -76,16 +116,18 @@ def check_pairwise_sq_dists(fn) -> None:
             rtol=tol,
             atol=tol,
             dtype="same",
-            hint="D[i, j] = sum over k of (A[i, k] - B[j, k])**2; "
-            "broadcast A[:, None, :] against B[None, :, :]",
+            expect_type=np.ndarray,
+            what="distances",
+            hint=hint,
         )
-        assert_true(
-            bool(np.all(np.asarray(got) >= 0)),
-            name,
-            case,
-            f"squared distances must be >= 0, got minimum {np.min(got):.3g}",
-            "the a² + b² - 2ab expansion can round below zero: clamp at 0",
-        )
+        if got.size and got.min() < 0:  # within tolerance: a rounding error
+            raise CheckFailed(
+                name,
+                case,
+                f"squared distances must be >= 0, got minimum {got.min():.3g}",
+                "a value within rounding of 0 came out negative (as the expansion "
+                "|a|² + |b|² - 2a·b can): clamp the result at 0",
+            )
     passed(name, len(cases))
 
 
@@ -95,6 +137,8 @@ def check_pairwise_sq_dists(fn) -> None:
 
 
 def check_gradient(fn) -> None:
+    """``fn(f, x)`` -> the gradient of ``f`` at the float64 array ``x``, as a float64
+    NumPy array of x's shape."""
     import torch
 
     name = "check_gradient"
@@ -129,30 +173,38 @@ def check_gradient(fn) -> None:
         ),
     ]
     for case, f, x, grad in cases:
+        expected = grad(x)
         got = call_learner(
             name,
             case,
             fn,
             f,
-            x.copy(),
-            hint="make a tensor with requires_grad=True, call f on it, "
-            "then .backward()",
+            x,
+            hint="f takes a float64 tensor; autograd records only the operations on "
+            "a tensor made with requires_grad=True",
         )
-        assert_true(
-            isinstance(got, np.ndarray),
-            name,
-            case,
-            f"expected a NumPy array, got {describe(got)}",
-            "convert the gradient tensor with .detach().numpy()",
+        hint = hint_from_evidence(
+            got,
+            [
+                (
+                    f"the gradient came back {k} times too large: .grad adds up over "
+                    "backward() calls, so call it once",
+                    k * expected,
+                )
+                for k in (2, 3)
+            ],
         )
         assert_array_close(
             got,
-            grad(x),
+            expected,
             name,
             case,
             rtol=1e-6,
             atol=1e-9,
-            hint="return x.grad of the tensor you called f on",
+            dtype=np.float64,
+            expect_type=np.ndarray,
+            what="gradient",
+            hint=hint,
         )
     passed(name, len(cases))
 
@@ -177,8 +229,21 @@ def check_saxpy(fn) -> None:
         x = rng.normal(size=n).astype(np.float32)
         y = rng.normal(size=n).astype(np.float32)
         out = np.full(n, np.nan, dtype=np.float32)
-        returned = call_learner(name, case, fn, a, x, y, out, inplace_ok=(3,))
-        expected = (np.float64(a) * x.astype(np.float64) + y).astype(np.float32)
+        a64, x64, y64 = np.float64(a), x.astype(np.float64), y.astype(np.float64)
+        expected = (a64 * x64 + y64).astype(np.float32)
+        returned = call_learner(
+            name,
+            case,
+            fn,
+            a,
+            x,
+            y,
+            out,
+            inplace_ok=(3,),
+            inplace_hint="only out is written: x and y are read",
+            hint="a is a numpy.float32; x, y and out are float32 arrays of one "
+            "length",
+        )
         if n and np.isnan(out).all():
             extra = (
                 " (your function returned a value instead)"
@@ -189,8 +254,19 @@ def check_saxpy(fn) -> None:
                 name,
                 case,
                 "out was not written: it still holds only NaN" + extra,
-                "write each result into out[i]",
+                "store each result in the array out you were given; assigning a new "
+                "array to the name out does not change the caller's array",
             )
+        hint = hint_from_evidence(
+            out,
+            [
+                ("out holds a * (x + y): a multiplies x only", a64 * (x64 + y64)),
+                ("out holds x + a * y: a multiplies x, not y", x64 + a64 * y64),
+                ("out holds a * x: y is not added", a64 * x64),
+            ],
+            rtol=1e-5,
+            atol=1e-5,
+        )
         assert_array_close(
             out,
             expected,
@@ -199,21 +275,26 @@ def check_saxpy(fn) -> None:
             rtol=1e-6,
             atol=1e-6,
             what="out",
-            hint="out[i] = a * x[i] + y[i] for every i",
+            hint=hint,
         )
     passed(name, len(cases))
 
 
-def _x86_packed_arith(asm: str) -> set[str]:
-    pattern = re.compile(
-        r"^v?(add|sub|mul|div|min|max|sqrt|f[n]?m(add|sub)\d{3})p[sd]$"
-    )
+_PACKED = re.compile(r"^v?(add|sub|mul|div|min|max|sqrt|fn?m(add|sub)\d{3})p[sd]$")
+
+
+def _mnemonics(asm: str) -> set[str]:
+    """The first word of every instruction line (comments and labels removed)."""
     found = set()
     for line in asm.splitlines():
         words = line.split("#", 1)[0].split(";", 1)[0].split()
-        if words and not words[0].endswith(":") and pattern.match(words[0]):
+        if words and not words[0].endswith(":"):
             found.add(words[0])
     return found
+
+
+def _x86_packed_arith(asm: str) -> set[str]:
+    return {word for word in _mnemonics(asm) if _PACKED.match(word)}
 
 
 _SCALAR_ASM = """\
@@ -250,6 +331,46 @@ _COMMENT_ONLY = """\
 \tcallq\tvmulps_helper@PLT
 """
 
+# sub, div, min, max and the negated / subtracting fused forms, next to look-alikes
+# that are not packed float arithmetic (integer add, a conversion, logic, scalar max)
+_OTHER_FORMS = """\
+.LBB1_2:
+\tvsubps\t%ymm1, %ymm0, %ymm0
+\tvdivpd\t%ymm3, %ymm2, %ymm2
+\tminps\t%xmm5, %xmm4
+\tvmaxpd\t%zmm1, %zmm0, %zmm0
+\tvfnmadd231ps\t%ymm2, %ymm1, %ymm0
+\tvfmsub132pd\t(%rdi), %ymm1, %ymm0
+\tvfnmsub213ps\t%xmm2, %xmm1, %xmm0
+\tvpaddd\t%ymm1, %ymm0, %ymm0
+\tvcvtdq2ps\t%ymm0, %ymm1
+\tvandnps\t%ymm1, %ymm0, %ymm0
+\tvmaxss\t%xmm1, %xmm0, %xmm0
+"""
+
+
+def _packed_hint(asm: str, missing: list[str], extra: list[str]) -> str:
+    """What the difference between the two sets shows, one mnemonic as the example."""
+    if extra:
+        word = extra[0]
+        if word not in _mnemonics(asm):
+            return (
+                f"{word!r} is in the text, but not as the first word of an "
+                "instruction line: comments (after # or ;), labels and symbol names "
+                "do not count"
+            )
+        if word.endswith(("ss", "sd")):
+            return f"{word!r} is a scalar form (ss/sd): only packed ps/pd forms count"
+        return (
+            f"{word!r} is not one of the arithmetic operations of the exercise "
+            "(add, sub, mul, div, min, max, sqrt, fused multiply-add)"
+        )
+    return (
+        f"{missing[0]!r} is missing: all of add, sub, mul, div, min, max, sqrt and "
+        "every fused multiply-add form (fmadd, fmsub, fnmadd, fnmsub) count, with or "
+        "without the v prefix"
+    )
+
 
 def check_packed_float_ops(fn, real_asm: str | None = None) -> None:
     """``fn(asm)`` returns the set of packed floating-point arithmetic mnemonics."""
@@ -259,31 +380,48 @@ def check_packed_float_ops(fn, real_asm: str | None = None) -> None:
         "AT&T syntax vector loop": _PACKED_ATT,
         "Intel syntax, SSE and AVX": _PACKED_INTEL,
         "mnemonics that appear only in comments and symbol names": _COMMENT_ONLY,
+        "sub, div, min, max and negated fused forms next to look-alikes": _OTHER_FORMS,
         "empty text": "",
     }
     if real_asm is not None:
         cases["the assembly you passed in"] = real_asm
     for case, asm in cases.items():
-        got = call_learner(name, case, fn, asm)
-        try:
-            got_set = set(got)
-        except TypeError:
+        expected = _x86_packed_arith(asm)
+        got = call_learner(
+            name,
+            case,
+            fn,
+            asm,
+            hint="the text is split into lines; an instruction line starts with its "
+            "mnemonic",
+        )
+        assert_type(
+            got,
+            (set, frozenset),
+            name,
+            case,
+            what="result",
+            hint="return a set of mnemonic strings, such as {'vaddps'}",
+        )
+        odd = [v for v in got if not isinstance(v, str)]
+        if odd:
             raise CheckFailed(
                 name,
                 case,
-                f"expected a set of mnemonics, got {describe(got)}",
-                "return a set of strings such as {'vaddps'}",
-            ) from None
-        assert_equal(
-            got_set,
-            _x86_packed_arith(asm),
-            name,
-            case,
-            what="packed mnemonics",
-            hint="take the first word of each instruction line, skip labels "
-            "(ending in ':') and comments, and keep add/sub/mul/div/min/max/"
-            "sqrt/fmadd… forms that end in 'ps' or 'pd'",
-        )
+                f"expected a set of strings, got a set holding {describe(odd[0])}",
+                "re.findall returns the groups, not the whole match, when the "
+                "pattern has (...) groups"
+                if isinstance(odd[0], tuple)
+                else "each element is a mnemonic string",
+            )
+        if set(got) != expected:
+            missing, extra = sorted(expected - set(got)), sorted(set(got) - expected)
+            problem = (
+                f"packed mnemonics: expected {sorted(expected)}, got {sorted(got)}"
+                + (f"\nmissing: {missing}" if missing else "")
+                + (f"\nnot packed float arithmetic: {extra}" if extra else "")
+            )
+            raise CheckFailed(name, case, problem, _packed_hint(asm, missing, extra))
     passed(name, len(cases))
 
 
@@ -293,27 +431,93 @@ def check_packed_float_ops(fn, real_asm: str | None = None) -> None:
 
 
 def check_blocks_for(fn) -> None:
+    """``fn(n, threads_per_block)`` -> the number of blocks, a Python int."""
     name = "check_blocks_for"
-    cases = [(1, 128), (128, 128), (129, 128), (1000, 256), (1 << 20, 256), (5, 1)]
+    # 96 threads per block: not a power of two (a bit shift by log2 fails there)
+    cases = [
+        (1, 128), (128, 128), (129, 128), (1000, 256), (1 << 20, 256), (5, 1),
+        (1000, 96),
+    ]
     for n, tpb in cases:
         case = f"n={n}, threads_per_block={tpb}"
-        got = call_learner(name, case, fn, n, tpb)
-        assert_true(
-            isinstance(got, (int, np.integer)),
+        expected = -(-n // tpb)
+        got = call_learner(
             name,
             case,
-            f"expected an int, got {describe(got)}",
-            "use integer division //, not /",
+            fn,
+            n,
+            tpb,
+            hint="both arguments are positive Python ints",
         )
-        assert_equal(
-            int(got),
-            -(-n // tpb),
+        assert_type(
+            got,
+            int,
             name,
             case,
             what="number of blocks",
-            hint="enough blocks to cover every element: round n / tpb up",
+            hint="n / threads_per_block is a float: use integer division //"
+            if isinstance(got, (float, np.floating))
+            else None,
         )
+        if got != expected:
+            if got == n // tpb:
+                hint = "rounded down: the last, partly filled block is missing"
+            elif got == n // tpb + 1:
+                hint = (
+                    "one block too many when n is a multiple of threads_per_block: "
+                    "round up only when a remainder is left"
+                )
+            else:
+                hint = None
+            assert_equal(got, expected, name, case, what="number of blocks", hint=hint)
     passed(name, len(cases))
+
+
+_KERNEL_LAUNCHES = [
+    (1, 128),
+    (100, 128),
+    (128, 128),
+    (300, 128),
+    # other block sizes: a kernel that assumes 128 threads per block fails here
+    (300, 32),
+    (300, 256),
+    (5, 1),
+]
+
+
+def _launch(name: str, case: str, kernel, blocks: int, tpb: int, args) -> None:
+    """Launch the learner's kernel through call_learner, with a hint that matches the
+    error (an IndexError is a thread past the end)."""
+    try:
+        call_learner(
+            name,
+            case,
+            lambda: kernel[blocks, tpb](*args),
+            label=f"kernel launched as [{blocks}, {tpb}]",
+            hint="the simulator runs every thread of the grid in Python; the line "
+            "above is where one of them failed",
+        )
+    except CheckFailed as failed:
+        if "IndexError" not in failed.problem:
+            raise
+        n = args[2].shape[0]
+        # the simulator names the thread: "tid=[t, 0, 0] ctaid=[b, 0, 0]"
+        where = re.search(r"tid=\[(\d+),.*?ctaid=\[(\d+),", failed.problem)
+        thread = int(where[2]) * tpb + int(where[1]) if where else None
+        if thread is not None and thread >= n:
+            hint = (
+                f"thread {thread} has no element: [{blocks}, {tpb}] starts "
+                f"{blocks * tpb} threads for {n} elements, and the threads past the "
+                "end must not touch the arrays"
+            )
+        elif thread is not None:
+            hint = (
+                f"thread {thread} has an element (n = {n}) but indexed outside the "
+                "arrays: which index does it use?"
+            )
+        else:
+            hint = "an index outside the arrays"
+        raise CheckFailed(name, case, failed.problem, hint) from None
 
 
 def check_vector_add_kernel(make_kernel) -> None:
@@ -321,11 +525,17 @@ def check_vector_add_kernel(make_kernel) -> None:
 
     Every array is a view into a larger buffer with a canary after the end, so a thread
     that writes past the end is caught on a real GPU too (where it would not crash).
+    The kernel is launched with several block sizes.
     """
     from numba import cuda
 
     name = "check_vector_add_kernel"
-    kernel = call_learner(name, "make the kernel", make_kernel)
+    kernel = call_learner(
+        name,
+        "make the kernel",
+        make_kernel,
+        hint="make_vector_add_kernel() defines the kernel and returns it",
+    )
     assert_true(
         callable(kernel) and hasattr(kernel, "__getitem__"),
         name,
@@ -334,46 +544,60 @@ def check_vector_add_kernel(make_kernel) -> None:
         "decorate the kernel function with @cuda.jit and return it",
     )
     rng = np.random.default_rng(4)
-    pad, canary, tpb = 64, -7.0, 128
-    sizes = [1, 100, 128, 300]
-    for n in sizes:
+    pad, canary = 64, -7.0
+    fixed_size_ok = True  # every launch with 128 threads per block passed so far
+    for n, tpb in _KERNEL_LAUNCHES:
         case = f"n={n}, {tpb} threads per block"
         blocks = -(-n // tpb)
         a = rng.normal(size=n).astype(np.float32)
         b = rng.normal(size=n).astype(np.float32)
+        expected = a + b
         bufs = [
             cuda.to_device(np.concatenate([v, np.full(pad, canary, np.float32)]))
             for v in (a, b, np.full(n, np.nan, np.float32))
         ]
-        d_a, d_b, d_out = (buf[:n] for buf in bufs)
-        call_learner(
-            name,
-            case,
-            lambda: kernel[blocks, tpb](d_a, d_b, d_out),
-            label=f"kernel launched as [{blocks}, {tpb}]",
-            hint="threads past the end must do nothing: `if i < out.size:`",
-        )
+        _launch(name, case, kernel, blocks, tpb, [buf[:n] for buf in bufs])
         cuda.synchronize()
-        out_buf = bufs[2].copy_to_host()
-        assert_true(
-            bool(np.all(out_buf[n:] == canary)),
-            name,
-            case,
-            "the kernel wrote past the end of out",
-            "guard the write with `if i < out.size:`",
-        )
+        host = [buf.copy_to_host() for buf in bufs]
+        for label, buf in zip(("a", "b", "out"), host):
+            assert_true(
+                bool(np.all(buf[n:] == canary)),
+                name,
+                case,
+                f"the kernel wrote past the end of {label} (the {pad} values after "
+                "it changed)",
+                "a thread whose index is not below n must not write",
+            )
+        for label, before, buf in (("a", a, host[0]), ("b", b, host[1])):
+            assert_unchanged(
+                before,
+                buf[:n],
+                name,
+                case,
+                f"its input `{label}`",
+                "a and b are only read: write the sum into out",
+            )
+        out = host[2][:n]
+        unwritten = np.flatnonzero(np.isnan(out))
+        hint = None
+        if unwritten.size and tpb != 128 and fixed_size_ok:
+            hint = (
+                f"with {tpb} threads per block {unwritten.size} of {n} elements were "
+                f"never written (the first at index {unwritten[0]}), with 128 every "
+                "one was: is the block size in the index the launched one?"
+            )
+        elif unwritten.size and np.all(unwritten >= min(n, tpb)):
+            hint = (
+                f"only the first {min(n, tpb)} elements were written, one block's "
+                "worth: a thread's element depends on its block as well as on its "
+                "place in the block (cuda.grid(1))"
+            )
+        if tpb == 128 and unwritten.size:
+            fixed_size_ok = False
         assert_array_close(
-            out_buf[:n],
-            a + b,
-            name,
-            case,
-            rtol=1e-6,
-            atol=1e-6,
-            what="out",
-            hint="each thread handles i = cuda.grid(1), which is "
-            "blockIdx.x * blockDim.x + threadIdx.x",
+            out, expected, name, case, rtol=1e-6, atol=1e-6, what="out", hint=hint
         )
-    passed(name, len(sizes))
+    passed(name, len(_KERNEL_LAUNCHES))
 
 
 # ---------------------------------------------------------------------------
@@ -381,9 +605,49 @@ def check_vector_add_kernel(make_kernel) -> None:
 # ---------------------------------------------------------------------------
 
 
-def _run_tvm_add(name: str, case: str, mod, n: int) -> None:
+def _buffers(mod) -> list[tuple[tuple[int, ...], str]] | None:
+    """(shape, dtype) of each buffer parameter of the module's "main"; None if the
+    function cannot be read that way (symbolic shapes)."""
+    try:
+        return [
+            (tuple(int(d) for d in param.shape), str(param.dtype))
+            for param in mod["main"].params
+        ]
+    except Exception:  # noqa: BLE001 - left to the compiled call to report
+        return None
+
+
+def _has_block(mod, block: str) -> bool:
     from .. import tvmkit
 
+    try:
+        tvmkit.schedule(mod).get_sblock(block)
+    except Exception:  # noqa: BLE001 - any failure means: no such block
+        return False
+    return True
+
+
+def _run_tvm_add(
+    name: str,
+    case: str,
+    mod,
+    n: int,
+    other_n_hint: str = "the module is built for another n: use the n you were given",
+) -> None:
+    from .. import tvmkit
+
+    buffers = _buffers(mod)
+    if buffers is not None and buffers != [((n,), "float32")] * 3:
+        same_dtype = len(buffers) == 3 and all(d == "float32" for _, d in buffers)
+        raise CheckFailed(
+            name,
+            case,
+            f"main's buffers: expected three of shape ({n},) and dtype float32, got "
+            + (", ".join(f"{shape} {dtype}" for shape, dtype in buffers) or "none"),
+            other_n_hint
+            if same_dtype
+            else "main takes A, B and C, float32 buffers of length n",
+        )
     ex = call_learner(
         name,
         case,
@@ -394,18 +658,30 @@ def _run_tvm_add(name: str, case: str, mod, n: int) -> None:
     rng = np.random.default_rng(n)
     a = rng.normal(size=n).astype(np.float32)
     b = rng.normal(size=n).astype(np.float32)
+    expected = a + b
+    ta, tb = tvmkit.tensor(a), tvmkit.tensor(b)
     c = tvmkit.tensor(np.full(n, np.nan, dtype=np.float32))  # unwritten stays NaN
     call_learner(
         name,
         case,
-        lambda: ex["main"](tvmkit.tensor(a), tvmkit.tensor(b), c),
+        lambda: ex["main"](ta, tb, c),
         label="compiled main",
-        hint="main must take three float32 buffers (A, B, C) of length n",
+        hint="main is called with three float32 buffers (A, B, C) of length n",
     )
-    assert_array_close(c.numpy(), a + b, name, case, rtol=1e-6, atol=1e-6, what="C")
+    for label, before, tensor in (("A", a, ta), ("B", b, tb)):
+        assert_unchanged(
+            before,
+            tensor.numpy(),
+            name,
+            case,
+            f"its input buffer `{label}`",
+            "A and B are only read: the block writes C",
+        )
+    assert_array_close(c.numpy(), expected, name, case, rtol=1e-6, atol=1e-6, what="C")
 
 
 def _as_module(name: str, case: str, mod):
+    """The learner's module as an IRModule (a bare PrimFunc is wrapped as "main")."""
     from .. import tvmkit
 
     if isinstance(mod, tvmkit.tvm.tirx.PrimFunc):
@@ -416,17 +692,38 @@ def _as_module(name: str, case: str, mod):
         name,
         case,
         f"expected an IRModule with a function 'main', got {describe(mod)}",
-        "return tvm.IRModule({'main': vector_add})",
+        "wrap the prim_func in an IRModule under the name 'main'",
     )
     return mod
 
 
 def check_tvm_vector_add(make_vector_add) -> None:
+    """``make_vector_add(n)`` returns an IRModule (or PrimFunc) whose "main" has a
+    block "C" computing C = A + B on three float32 buffers of length n."""
     name = "check_tvm_vector_add"
     sizes = [256, 1, 1000]
     for n in sizes:
         case = f"n={n}"
-        mod = _as_module(name, case, call_learner(name, case, make_vector_add, n))
+        mod = _as_module(
+            name,
+            case,
+            call_learner(
+                name,
+                case,
+                make_vector_add,
+                n,
+                hint="the prim_func is defined inside make_vector_add, with n in "
+                "the buffer shapes",
+            ),
+        )
+        assert_true(
+            _has_block(mod, "C"),
+            name,
+            case,
+            "main has no block named \"C\"",
+            "name the block \"C\": the schedule of exercise 8 finds it by that "
+            "name",
+        )
         _run_tvm_add(name, case, mod, n)
     passed(name, len(sizes))
 
@@ -436,89 +733,144 @@ def check_vectorize(vectorize, make_vector_add) -> None:
     from .. import tvmkit
 
     name = "check_vectorize"
-    n = 256
-    mod = _as_module(name, "n=256", make_vector_add(n))
-    before = tvmkit.tir_text(mod)
-    new = _as_module(
-        name,
-        "n=256",
-        call_learner(
+    sizes = [256, 1000]  # a second size: the module passed in, not a global one
+    for n in sizes:
+        case = f"n={n}"
+        mod = _as_module(
             name,
-            "n=256",
-            vectorize,
-            mod,
-            hint="sch = tvmkit.schedule(mod); the loop of sch.get_sblock('C'); "
-            "sch.vectorize(loop)",
-        ),
-    )
-    assert_true(
-        tvmkit.tir_text(mod) == before,
-        name,
-        "n=256",
-        "the module you were given changed",
-        "schedule a copy: tvmkit.schedule(mod)",
-    )
-    assert_true(
-        "T.vectorized(" in tvmkit.tir_text(new),
-        name,
-        "n=256",
-        "no vectorized loop in the returned TensorIR",
-        "call sch.vectorize(loop) and return sch.mod",
-    )
-    _run_tvm_add(name, "n=256, vectorized", new, n)
-    passed(name, 2)
+            case,
+            call_learner(name, case, make_vector_add, n, hint="exercise 7's function"),
+        )
+        before = tvmkit.tir_text(mod)
+        new = _as_module(
+            name,
+            case,
+            call_learner(
+                name,
+                case,
+                vectorize,
+                mod,
+                hint="mod is the IRModule of your make_vector_add(n); exercise 8 "
+                "lists the schedule's steps",
+            ),
+        )
+        assert_true(
+            tvmkit.tir_text(mod) == before,
+            name,
+            case,
+            "the module you were given changed",
+            "a schedule works on its own copy of the module: transform that one",
+        )
+        text = tvmkit.tir_text(new)
+        if "T.vectorized(" not in text:
+            if text == before:
+                hint = (
+                    "the returned module is the one you were given, unchanged: the "
+                    "transformed one is the schedule's module (sch.mod)"
+                )
+            elif "T.parallel(" in text:
+                hint = "the loop is parallel (T.parallel), not vectorized"
+            elif "T.unroll(" in text:
+                hint = "the loop is unrolled (T.unroll), not vectorized"
+            else:
+                hint = None
+            raise CheckFailed(
+                name, case, "no vectorized loop in the returned TensorIR", hint
+            )
+        _run_tvm_add(
+            name,
+            case + ", vectorized",
+            new,
+            n,
+            other_n_hint="the returned module is built for another n: vectorize the "
+            "module you were given, not another one",
+        )
+    passed(name, len(sizes))
+
+
+def _float_vector_widths(ir: str) -> list[int]:
+    return sorted({int(w) for w in re.findall(r"<(\d+) x float>", ir)})
 
 
 _IR_CASES = {
-    "one vector type": ("%5 = fadd <8 x float> %3, %4", [8]),
+    "one vector type": "%5 = fadd <8 x float> %3, %4",
     "repeats and several widths": (
         "%a = load <4 x float>, ptr %p\n%b = fadd <4 x float> %a, %a\n"
-        "store <16 x float> %c, ptr %q\n%d = fmul <256 x float> %e, %f",
-        [4, 16, 256],
+        "store <16 x float> %c, ptr %q\n%d = fmul <256 x float> %e, %f"
     ),
-    "only scalar floats": ("%1 = fadd float %a, %b\nret float %1", []),
-    "other element types": ("<8 x i32>, <4 x double>, <2 x i64>, <8 x half>", []),
+    "only scalar floats": "%1 = fadd float %a, %b\nret float %1",
+    "other element types": "<8 x i32>, <4 x double>, <2 x i64>, <8 x half>",
     "a mix with pointers": (
         "%v = load <8 x float>, ptr %p, align 32\n"
-        "call void @f(<8 x float> %v, <4 x double> %w)",
-        [8],
+        "call void @f(<8 x float> %v, <4 x double> %w)"
+    ),
+    # [N x float] is an array type: a pattern without the angle brackets counts it
+    "array types next to vector types": (
+        "%buf = alloca [16 x float], align 64\n"
+        "%v = load <4 x float>, ptr %buf\n"
+        "%w = load [2 x <8 x float>], ptr %q"
     ),
 }
+
+
+def _widths_hint(got: list[int], expected: list[int]) -> str | None:
+    if sorted(set(got)) == expected:
+        return "the right widths, but repeated or out of order: sort them and keep " \
+            "each once"
+    extra = sorted(set(got) - set(expected))
+    if extra:
+        return (
+            f"width {extra[0]} is not the N of a <N x float> type in this text: "
+            "vectors of other element types and [N x float] arrays do not count"
+        )
+    missing = sorted(set(expected) - set(got))
+    return f"width {missing[0]} is missing" if missing else None
 
 
 def check_vector_widths(
     fn, real_ir: str | None = None, must_include: int | None = None
 ):
-    """``fn(ir_text)`` returns the sorted distinct N of ``<N x float>`` types."""
+    """``fn(ir_text)`` returns the sorted list of distinct N (Python ints) of the
+    ``<N x float>`` types in the text."""
     name = "check_vector_widths"
     cases = dict(_IR_CASES)
-    for case, (text, expected) in cases.items():
-        got = call_learner(name, case, fn, text)
-        assert_true(
-            isinstance(got, list),
-            name,
-            case,
-            f"expected a list of ints, got {describe(got)}",
-            "return sorted(...) of the widths",
-        )
-        assert_equal(
-            [int(v) for v in got],
-            expected,
+    if real_ir is not None:
+        cases["your vectorized module's LLVM IR"] = real_ir
+    for case, text in cases.items():
+        expected = _float_vector_widths(text)
+        got = call_learner(name, case, fn, text, hint="the argument is LLVM IR text")
+        assert_type(
+            got,
+            list,
             name,
             case,
             what="widths",
-            hint="match <N x float> exactly (not double, half or i32), "
-            "convert N to int, drop repeats, sort",
+            hint="return a list: sorted(...) of the widths gives one",
         )
-    if real_ir is not None:
-        got = call_learner(name, "your vectorized module's LLVM IR", fn, real_ir)
+        odd = [v for v in got if isinstance(v, bool) or not isinstance(v, int)]
+        if odd:
+            raise CheckFailed(
+                name,
+                case,
+                f"widths: expected a list of Python ints, got one holding "
+                f"{describe(odd[0])}",
+                "a regular expression finds strings: convert each N with int()"
+                if isinstance(odd[0], str)
+                else "return Python ints: int(n) converts a NumPy integer",
+            )
+        assert_equal(
+            got, expected, name, case, what="widths", hint=_widths_hint(got, expected)
+        )
+    if real_ir is not None and must_include is not None:
+        got = _float_vector_widths(real_ir)
         assert_true(
-            must_include is None or must_include in got,
+            must_include in got,
             name,
             "your vectorized module's LLVM IR",
             f"expected width {must_include} among {got}",
+            f"the IR you passed in has no <{must_include} x float>: it should be "
+            "the LLVM IR of the vectorized build",
         )
-        cases["real IR"] = None
     passed(name, len(cases))
 
 
@@ -528,7 +880,8 @@ def check_vector_widths(
 
 
 def check_bandwidth_gbs(fn) -> None:
-    """``fn(n, itemsize, seconds)``: GB/s moved by one saxpy over n elements."""
+    """``fn(n, itemsize, seconds)``: GB/s moved by one saxpy over n elements (a
+    float)."""
     name = "check_bandwidth_gbs"
     cases = [
         (1_000_000, 4, 1e-3),
@@ -538,14 +891,35 @@ def check_bandwidth_gbs(fn) -> None:
     ]
     for n, itemsize, seconds in cases:
         case = f"n={n}, itemsize={itemsize}, seconds={seconds:g}"
-        got = call_learner(name, case, fn, n, itemsize, seconds)
-        assert_true(
-            isinstance(got, (float, int, np.floating)) and math.isfinite(got),
+        expected = 3 * n * itemsize / seconds / 1e9
+        got = call_learner(
             name,
             case,
-            f"expected a finite number, got {describe(got)}",
+            fn,
+            n,
+            itemsize,
+            seconds,
+            hint="n and itemsize are ints, seconds a float",
         )
-        expected = 3 * n * itemsize / seconds / 1e9
+        assert_type(got, (float, np.floating), name, case, what="GB/s")
+        assert_true(
+            math.isfinite(got),
+            name,
+            case,
+            f"GB/s: expected a finite number, got {describe(got)}",
+        )
+        candidates = [
+            ("2 arrays counted: saxpy reads x and y and writes out", 2 / 3),
+            ("4 arrays counted: saxpy reads x and y and writes out", 4 / 3),
+            ("GiB (2**30 bytes) instead of GB (1e9 bytes)", 1e9 / 2**30),
+            ("bytes per second: 1 GB is 1e9 bytes", 1e9),
+            ("MB/s: 1 GB is 1e9 bytes", 1e3),
+        ]
+        if itemsize != 4:
+            candidates.append(("4 bytes per item assumed: use itemsize", 4 / itemsize))
+        hint = hint_from_evidence(
+            got, [(h, expected * ratio) for h, ratio in candidates], rtol=1e-9, atol=0
+        )
         assert_array_close(
             np.float64(got),
             np.float64(expected),
@@ -553,7 +927,6 @@ def check_bandwidth_gbs(fn) -> None:
             case,
             rtol=1e-9,
             what="GB/s",
-            hint="saxpy reads x and y and writes out: 3 arrays of n items; "
-            "1 GB = 1e9 bytes",
+            hint=hint,
         )
     passed(name, len(cases))

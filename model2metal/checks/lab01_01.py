@@ -3,11 +3,19 @@
 Every backward rule the learner writes is compared with PyTorch's autograd in float64 on
 the same inputs: a second, independent route to the same gradient. The numerical
 gradient is compared with closed-form derivatives. Cases include broadcasting, batch 1,
-square matrices (where a missing transpose keeps the shape but not the values) and
-logits near ±1000 (where a softmax without the max-subtraction overflows).
+square matrices (where a missing transpose keeps the shape but not the values), logits
+near ±1000 (where a softmax without the max-subtraction overflows) and a batch that
+mixes both (where one maximum for the whole batch underflows), a graph node reached
+along paths of different lengths, and a training run with a zero learning rate (whose
+epoch losses are known exactly).
+
+Hints name a cause only when the check has computed that mistake and the learner's
+result matches it; otherwise they state what was observed.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -15,8 +23,11 @@ from .core import (
     CheckFailed,
     assert_array_close,
     assert_true,
+    assert_type,
     call_learner,
     describe,
+    hint_from_evidence,
+    matches,
     passed,
 )
 
@@ -32,10 +43,15 @@ __all__ = [
     "check_numerical_gradient",
     "check_mlp_forward",
     "check_sgd_step",
+    "check_train_mlp",
     "check_test_accuracy",
 ]
 
 RTOL, ATOL = 1e-10, 1e-12
+
+#: A gradient is a float64 NumPy array; for a scalar operand (shape ()) a NumPy float
+#: such as ``grad.sum()`` returns is accepted as well.
+GRAD_TYPES = (np.ndarray, np.float64)
 
 
 def _torch():
@@ -58,24 +74,81 @@ def _torch_grads(f, arrays, grad_out):
     return [g.numpy() for g in grads]
 
 
-def _pair(name: str, case: str, got, hint: str):
-    """The learner's backward must return a pair (grad_a, grad_b)."""
-    if not isinstance(got, (tuple, list)) or len(got) != 2:
+def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The check's own unbroadcast, to compute candidate mistakes (not a reference)."""
+    while grad.ndim > len(shape):
+        grad = grad.sum(axis=0)
+    for axis, n in enumerate(shape):
+        if n == 1 and grad.shape[axis] != 1:
+            grad = grad.sum(axis=axis, keepdims=True)
+    return grad.reshape(shape)
+
+
+def _shape(x) -> tuple[int, ...] | None:
+    """The shape of an array-like, or None (never raises)."""
+    try:
+        return tuple(np.shape(x))
+    except Exception:  # noqa: BLE001 - any object may come back
+        return None
+
+
+
+
+
+
+def _nonfinite(got) -> bool:
+    try:
+        return not bool(np.all(np.isfinite(np.asarray(got, dtype=np.float64))))
+    except (TypeError, ValueError):
+        return False
+
+
+def _pair(name: str, case: str, got):
+    """The learner's backward must return a tuple (grad_a, grad_b)."""
+    if not isinstance(got, tuple) or len(got) != 2:
         raise CheckFailed(
             name,
             case,
-            f"expected a pair (grad_a, grad_b), got {describe(got)}",
-            hint,
+            f"expected a tuple (grad_a, grad_b), got {describe(got)}",
+            "return both gradients, grad_a first: return grad_a, grad_b",
         )
     return got
 
 
-def _assert_grads(name: str, case: str, got, expected, hint: str) -> None:
-    """Compare the learner's (grad_a, grad_b) with the reference pair."""
-    for label, g, e in zip(("grad_a", "grad_b"), got, expected):
-        assert_array_close(
-            g, e, name, case, rtol=RTOL, atol=ATOL, what=label, hint=hint
+def _shape_hint(label: str, got, want: tuple, grad_out_shape: tuple) -> str | None:
+    """A hint for a gradient of the wrong shape, from the shape that came back."""
+    got_shape = _shape(got)
+    if got_shape is None or got_shape == want:
+        return None
+    operand = label.removeprefix("grad_")
+    if got_shape == grad_out_shape:
+        return (
+            f"{label} has grad_out's shape {grad_out_shape}, not the shape {want} of "
+            f"{operand}: {operand} was broadcast, so its gradient is summed back to "
+            "its shape (your unbroadcast)"
         )
+    return f"{label} has the shape of {operand}: {want}"
+
+
+def _assert_grad(name, case, label, got, expected, hint) -> None:
+    assert_array_close(
+        got,
+        expected,
+        name,
+        case,
+        rtol=RTOL,
+        atol=ATOL,
+        dtype=np.float64,
+        expect_type=GRAD_TYPES,
+        what=label,
+        hint=hint,
+    )
+
+
+#: Backprop results are float64 and exact up to rounding: a candidate mistake counts
+#: as evidence only when it matches that tightly.
+_matches = functools.partial(matches, rtol=1e-9, atol=1e-12)
+_first_match = functools.partial(hint_from_evidence, rtol=1e-9, atol=1e-12)
 
 
 #: For a function that wrote into an input it was given (see call_learner).
@@ -100,6 +173,28 @@ _UNBROADCAST_CASES = {
 }
 
 
+def _unbroadcast_hint(got, grad: np.ndarray, shape: tuple, expected) -> str | None:
+    got_shape = _shape(got)
+    if got_shape is None:
+        return None
+    if got_shape != tuple(shape):
+        if got_shape == grad.shape:
+            return "nothing was summed: grad came back with the broadcast shape"
+        kept = tuple(n for n in shape if n != 1)
+        if got_shape == kept and kept != tuple(shape):
+            return (
+                f"the axes where shape has size 1 were summed away: they stay, with "
+                f"size 1, so that the result has shape {tuple(shape)} (keepdims)"
+            )
+        if len(got_shape) > len(shape):
+            return "the leading axes that broadcasting added are still there"
+        return f"the result has the shape it was asked for: {tuple(shape)}"
+    counts = grad.size / max(int(np.prod(shape)), 1)
+    return _first_match(
+        got, [("averaged instead of summed", np.asarray(expected) / counts)]
+    ) if counts > 1 else None
+
+
 def check_unbroadcast(fn) -> None:
     """``fn(grad, shape)`` sums ``grad`` down to ``shape``: undoes broadcasting."""
     torch = _torch()
@@ -109,17 +204,26 @@ def check_unbroadcast(fn) -> None:
         grad = rng.normal(size=big)
         x = _leaf(np.zeros(small))
         (x + torch.zeros(big, dtype=torch.float64)).backward(torch.tensor(grad))
-        got = call_learner(name, case, fn, grad.copy(), small)
+        expected = x.grad.numpy()
+        got = call_learner(
+            name,
+            case,
+            fn,
+            grad,
+            small,
+            hint="grad is a float64 array, shape a tuple (possibly () for a scalar)",
+        )
         assert_array_close(
             got,
-            x.grad,
+            expected,
             name,
             case,
             rtol=RTOL,
             atol=ATOL,
+            dtype=np.float64,
+            expect_type=GRAD_TYPES,
             what="gradient",
-            hint="sum over the leading axes that broadcasting added, then over "
-            "the axes where shape has size 1, with keepdims=True",
+            hint=_unbroadcast_hint(got, grad, small, expected),
         )
     passed(name, len(_UNBROADCAST_CASES))
 
@@ -145,16 +249,22 @@ def check_add_backward(fn) -> None:
         a, b = rng.normal(size=sa), rng.normal(size=sb)
         grad_out = rng.normal(size=np.broadcast_shapes(sa, sb))
         expected = _torch_grads(lambda x, y: x + y, [a, b], grad_out)
-        got = call_learner(name, case, fn, grad_out.copy(), sa, sb)
-        got = _pair(name, case, got, "return grad_a, grad_b")
-        _assert_grads(
+        got = call_learner(
             name,
             case,
-            got,
-            expected,
-            "d(a+b)/da is 1, so grad_a is grad_out summed back to a's "
-            "shape: unbroadcast(grad_out, a_shape)",
+            fn,
+            grad_out,
+            sa,
+            sb,
+            hint="a_shape and b_shape are tuples; grad_out has the broadcast shape",
         )
+        got = _pair(name, case, got)
+        for label, g, e, s in zip(("grad_a", "grad_b"), got, expected, (sa, sb)):
+            hint = _shape_hint(label, g, s, grad_out.shape) or (
+                "d(a+b)/da is 1: each element of an operand receives the gradient "
+                "of every output element it went into"
+            )
+            _assert_grad(name, case, label, g, e, hint)
     passed(name, len(_BINARY_CASES))
 
 
@@ -167,18 +277,35 @@ def check_mul_backward(fn) -> None:
         grad_out = rng.normal(size=np.broadcast_shapes(sa, sb))
         expected = _torch_grads(lambda x, y: x * y, [a, b], grad_out)
         got = call_learner(
-            name, case, fn, grad_out.copy(), a.copy(), b.copy(),
-            inplace_hint=KEEP_INPUTS_HINT,
-        )
-        got = _pair(name, case, got, "return grad_a, grad_b")
-        _assert_grads(
             name,
             case,
-            got,
-            expected,
-            "d(a*b)/da = b: grad_a = unbroadcast(grad_out * b, a.shape), "
-            "and the other way round for grad_b",
+            fn,
+            grad_out,
+            a,
+            b,
+            hint="a and b are the forward inputs; grad_out has the broadcast shape",
+            inplace_hint=KEEP_INPUTS_HINT,
         )
+        got = _pair(name, case, got)
+        operands = {"grad_a": (a, b, "a", "b"), "grad_b": (b, a, "b", "a")}
+        for label, g, e in zip(("grad_a", "grad_b"), got, expected):
+            own, other, x, y = operands[label]
+            hint = _shape_hint(label, g, own.shape, grad_out.shape) or _first_match(
+                g,
+                [
+                    (
+                        f"{label} matches grad_out times {x} itself: the derivative of "
+                        f"a*b with respect to {x} is the other operand, {y}",
+                        _unbroadcast(grad_out * own, own.shape),
+                    ),
+                    (
+                        f"{label} is grad_out summed back, without the factor: "
+                        f"d(a*b)/d{x} = {y}",
+                        _unbroadcast(grad_out, own.shape),
+                    ),
+                ],
+            )
+            _assert_grad(name, case, label, g, e, hint)
     passed(name, len(_BINARY_CASES))
 
 
@@ -197,22 +324,103 @@ def check_matmul_backward(fn) -> None:
         a, b = rng.normal(size=sa), rng.normal(size=sb)
         grad_out = rng.normal(size=(sa[0], sb[1]))
         expected = _torch_grads(lambda x, y: x @ y, [a, b], grad_out)
-        got = call_learner(name, case, fn, grad_out.copy(), a.copy(), b.copy())
-        got = _pair(name, case, got, "return grad_a, grad_b")
-        _assert_grads(
+        got = call_learner(
             name,
             case,
-            got,
-            expected,
-            "for C = A @ B: dA = dC @ B.T (shape of A) and "
-            "dB = A.T @ dC (shape of B); let the shapes guide the transposes",
+            fn,
+            grad_out,
+            a,
+            b,
+            hint=f"grad_a has a's shape {sa} and grad_b b's shape {sb}: the shapes "
+            "of grad_out and the other operand tell you which product gives it",
+            inplace_hint=KEEP_INPUTS_HINT,
         )
+        got = _pair(name, case, got)
+        no_transpose = {  # the products without a transpose, where they exist
+            "grad_a": grad_out @ b if sb[0] == sb[1] else None,
+            "grad_b": a @ grad_out if sa[0] == sa[1] else None,
+        }
+        swapped = {"grad_a": expected[1], "grad_b": expected[0]}
+        for label, g, e, s in zip(("grad_a", "grad_b"), got, expected, (sa, sb)):
+            if _shape(g) not in (None, s):
+                hint = (
+                    f"{label} has the shape of {label[-1]}, {s}: which product of "
+                    f"grad_out {grad_out.shape} and the other operand has that shape?"
+                )
+            else:
+                candidates = [
+                    (
+                        f"{label} holds the other operand's gradient: return "
+                        "(grad_a, grad_b) in that order",
+                        swapped[label],
+                    )
+                ]
+                if no_transpose[label] is not None:
+                    candidates.append(
+                        (
+                            f"{label} is the product without a transpose: with square "
+                            "matrices every product has the right shape, so the "
+                            "shapes cannot guide you here; which index of the "
+                            "operand is summed over?",
+                            no_transpose[label],
+                        )
+                    )
+                hint = _first_match(g, candidates)
+            _assert_grad(name, case, label, g, e, hint)
     passed(name, len(cases))
 
 
 # ---------------------------------------------------------------------------
 # ReLU and sum
 # ---------------------------------------------------------------------------
+
+
+def _relu_forward_hint(got, x: np.ndarray) -> str | None:
+    if _nonfinite(got) and np.all(np.isfinite(x)):
+        return (
+            "inf or NaN from finite inputs: an intermediate went past the largest "
+            "float64 (about 1.8e308); taking the larger of x and 0 needs no "
+            "arithmetic on x"
+        )
+    return _first_match(
+        got,
+        [
+            ("negative values must become 0", x),
+            ("this is |x|: negative values become 0, not positive", np.abs(x)),
+            ("this is the mask (x > 0), not the values", (x > 0).astype(float)),
+        ],
+        rtol=0,
+        atol=0,
+    )
+
+
+def _relu_backward_hint(got, grad_out: np.ndarray, x: np.ndarray) -> str | None:
+    return _first_match(
+        got,
+        [
+            (
+                "the gradient passed everywhere: it must stop where the forward "
+                "input was not positive",
+                grad_out,
+            ),
+            (
+                "the gradient flowed where x == 0: this lab, like PyTorch, uses the "
+                "subgradient 0 there, so it flows only where x > 0",
+                grad_out * (x >= 0),
+            ),
+            (
+                "grad_out was multiplied by the ReLU's output: the derivative is 1 "
+                "or 0, not the value",
+                grad_out * np.maximum(x, 0),
+            ),
+            (
+                "this is the 0/1 mask alone: the chain rule multiplies it by grad_out",
+                (x > 0).astype(float),
+            ),
+        ],
+        rtol=0,
+        atol=0,
+    )
 
 
 def check_relu(forward, backward) -> None:
@@ -228,38 +436,61 @@ def check_relu(forward, backward) -> None:
         "all negative (5,)": -rng.uniform(0.1, 2, size=5),
         "all positive (2, 3)": rng.uniform(0.1, 2, size=(2, 3)),
         "batch 1: (1, 6)": rng.normal(size=(1, 6)),
+        # (x + |x|) / 2 overflows at 1.5e308 although max(x, 0) is finite
+        "huge and tiny magnitudes (8,)": np.array(
+            [1.5e308, -1.5e308, 1e-300, -1e-300, 5e-324, -5e-324, 1.0, -1.0]
+        ),
     }
     for case, x in cases.items():
+        expected = np.maximum(x, 0)
         out = call_learner(
-            name, case, forward, x.copy(), label="relu_forward()",
+            name,
+            case,
+            forward,
+            x,
+            label="relu_forward()",
+            hint="x is a float64 array",
             inplace_hint=KEEP_INPUTS_HINT,
         )
+        with np.errstate(all="ignore"):
+            hint = _relu_forward_hint(out, x)
         assert_array_close(
             out,
-            np.maximum(x, 0),
+            expected,
             name,
             case,
             rtol=0,
             atol=0,
+            dtype=np.float64,
+            expect_type=np.ndarray,
             what="relu_forward",
-            hint="np.maximum(x, 0)",
+            hint=hint,
         )
         grad_out = rng.normal(size=x.shape)
         t = _leaf(x)
         torch.relu(t).backward(torch.tensor(grad_out))
+        expected = t.grad.numpy()
         got = call_learner(
-            name, case, backward, grad_out.copy(), x.copy(), label="relu_backward()"
+            name,
+            case,
+            backward,
+            grad_out,
+            x,
+            label="relu_backward()",
+            hint="grad_out and x (the forward input) are float64 arrays of one shape",
+            inplace_hint=KEEP_INPUTS_HINT,
         )
         assert_array_close(
             got,
-            t.grad,
+            expected,
             name,
             case,
             rtol=RTOL,
             atol=ATOL,
+            dtype=np.float64,
+            expect_type=np.ndarray,
             what="relu_backward",
-            hint="the gradient flows where x > 0 and is 0 elsewhere (also at x == 0, "
-            "PyTorch's convention): grad_out * (x > 0)",
+            hint=_relu_backward_hint(got, grad_out, x),
         )
     passed(name, len(cases))
 
@@ -280,11 +511,61 @@ def check_sum_backward(fn) -> None:
     for case, (shape, axis) in cases.items():
         x = rng.normal(size=shape)
         out_shape = np.sum(x, axis=axis).shape
-        grad_out = rng.normal(size=out_shape)
+        grad_out = np.asarray(rng.normal(size=out_shape))  # 0-d for axis=None
         (expected,) = _torch_grads(
             lambda t: t.sum() if axis is None else t.sum(dim=axis), [x], grad_out
         )
-        got = call_learner(name, case, fn, grad_out.copy(), shape, axis)
+        got = call_learner(
+            name,
+            case,
+            fn,
+            grad_out,
+            shape,
+            axis,
+            hint="grad_out has the shape of the sum: the summed axis is gone from it",
+        )
+        got_shape = _shape(got)
+        if got_shape not in (None, shape):
+            hint = (
+                "grad_out came back as it was: "
+                if got_shape == grad_out.shape
+                else ""
+            ) + f"the gradient has the shape of the input x, {shape}"
+        else:
+            n = shape[axis] if axis is not None else x.size
+            try:  # grad_out stretched without its axis put back (square shapes)
+                transposed = np.broadcast_to(grad_out, shape)
+            except ValueError:
+                transposed = None
+            if transposed is not None and _matches(transposed, expected):
+                transposed = None  # here that is the right answer
+            hint = _first_match(
+                got,
+                [
+                    (
+                        "every element got 1: it gets the gradient of the sum it "
+                        "went into",
+                        np.ones(shape),
+                    ),
+                    (
+                        f"divided by {n}: that is the gradient of a mean, not of a "
+                        "sum",
+                        expected / n,
+                    ),
+                ]
+                + (
+                    [
+                        (
+                            "each element got the gradient of another position's sum "
+                            "(the result is transposed): the summed axis has to come "
+                            "back where it was before grad_out is stretched",
+                            transposed,
+                        )
+                    ]
+                    if transposed is not None
+                    else []
+                ),
+            )
         assert_array_close(
             got,
             expected,
@@ -292,10 +573,10 @@ def check_sum_backward(fn) -> None:
             case,
             rtol=RTOL,
             atol=ATOL,
+            dtype=np.float64,
+            expect_type=np.ndarray,
             what="gradient",
-            hint="every input element gets the gradient of the sum it went into: "
-            "put the summed axis back with np.expand_dims(grad_out, axis), "
-            "then np.broadcast_to(..., shape)",
+            hint=hint,
         )
     passed(name, len(cases))
 
@@ -304,15 +585,22 @@ def check_sum_backward(fn) -> None:
 # softmax cross-entropy
 # ---------------------------------------------------------------------------
 
+_MIXED = "rows near +1000 and rows near -1000 in one batch"
+
 
 def _ce_cases(rng):
     big = rng.normal(size=(4, 5)) * 3 + 1000.0
     tiny = rng.normal(size=(3, 4)) * 3 - 1000.0
+    mixed = np.concatenate(
+        [rng.normal(size=(2, 4)) * 3 + 1000.0, rng.normal(size=(2, 4)) * 3 - 1000.0]
+    )
     return {
         "batch 5, 10 classes": (rng.normal(size=(5, 10)), rng.integers(0, 10, 5), 1.0),
         "batch 1, 3 classes": (rng.normal(size=(1, 3)), np.array([2]), 1.0),
         "logits near +1000": (big, np.array([0, 4, 2, 2]), 1.0),
         "logits near -1000": (tiny, np.array([3, 0, 1]), 1.0),
+        # one maximum for the whole batch: exp underflows to 0 in the low rows
+        _MIXED: (mixed, np.array([1, 3, 0, 2]), 1.0),
         "2 classes, grad_out = 2.5": (
             rng.normal(size=(6, 2)) * 4,
             np.array([0, 1, 1, 0, 1, 1]),
@@ -321,60 +609,124 @@ def _ce_cases(rng):
     }
 
 
+def _overflow_hint(case: str) -> str:
+    if case == _MIXED:
+        return (
+            "this batch has rows near +1000 and rows near -1000: a maximum over the "
+            "whole batch leaves exp(z - max) = 0 in the low rows; subtract each "
+            "row's own maximum"
+        )
+    return (
+        "exp overflowed or underflowed: exp(1000) is inf in float64; subtract each "
+        "row's maximum before exp"
+    )
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
 def check_softmax_cross_entropy(forward, backward) -> None:
-    """``forward(logits, labels)`` -> mean loss; ``backward(grad_out, logits, labels)``
-    -> gradient w.r.t. the logits."""
+    """``forward(logits, labels)`` -> mean loss (a float); ``backward(grad_out, logits,
+    labels)`` -> gradient w.r.t. the logits (an array shaped like logits)."""
     torch = _torch()
     name = "check_softmax_cross_entropy"
     rng = np.random.default_rng(16)
     cases = _ce_cases(rng)
     for case, (logits, labels, g) in cases.items():
         labels = labels.astype(np.int64)
+        n = len(labels)
         t = _leaf(logits)
         loss = torch.nn.functional.cross_entropy(t, torch.tensor(labels))
         loss.backward(torch.tensor(g, dtype=torch.float64))
+        expected_loss, expected_grad = float(loss.detach()), t.grad.numpy()
         with np.errstate(all="ignore"):
             got = call_learner(
                 name,
                 case,
                 forward,
-                logits.copy(),
-                labels.copy(),
+                logits,
+                labels,
                 label="softmax_cross_entropy_forward()",
+                hint="logits has shape (N, K), labels shape (N,) with int64 classes",
+                inplace_hint=KEEP_INPUTS_HINT,
             )
-        got_arr = np.asarray(got, dtype=np.float64) if got is not None else None
+        per_sample = isinstance(got, np.ndarray) and got.shape == (n,) and n > 1
+        assert_type(
+            got,
+            (float, np.floating),
+            name,
+            case,
+            what="loss",
+            hint="one loss per sample came back: the forward returns their mean, "
+            "one number"
+            if per_sample
+            else "the forward returns one number, a float",
+        )
+        if _nonfinite(got):
+            hint = _overflow_hint(case)
+        else:
+            hint = _first_match(
+                got,
+                [
+                    ("the sum over the batch: the loss is the mean",
+                     expected_loss * n),
+                    ("the sign is flipped: the loss is -log of a probability, >= 0",
+                     -expected_loss),
+                ],
+            ) if n > 1 else None
+        # as 1-element arrays: the message then prints enough digits to tell the
+        # numbers apart and names float32 rounding as such
         assert_array_close(
-            got_arr,
-            loss.detach(),
+            np.atleast_1d(np.asarray(got)),
+            np.atleast_1d(expected_loss),
             name,
             case,
             rtol=1e-10,
             atol=1e-10,
             what="loss",
-            hint="one number, the MEAN over the batch of logsumexp(z) - z[label]; "
-            "compute logsumexp(z) as m + log(sum(exp(z - m))) with m = max(z) "
-            "per row, so that exp never overflows",
+            hint=hint,
         )
         with np.errstate(all="ignore"):
             got = call_learner(
                 name,
                 case,
                 backward,
-                np.float64(g),
-                logits.copy(),
-                labels.copy(),
+                np.asarray(g),  # 0-d, as out.grad of the loss in the Tensor class
+                logits,
+                labels,
                 label="softmax_cross_entropy_backward()",
+                hint="grad_out is a 0-d array (the loss's gradient), logits (N, K), "
+                "labels (N,)",
+                inplace_hint=KEEP_INPUTS_HINT,
             )
+        if _nonfinite(got):
+            hint = _overflow_hint(case)
+        else:
+            with np.errstate(all="ignore"):
+                probs = _softmax(logits)
+            candidates = [
+                (f"{n} times too large: the mean's 1/N is missing", expected_grad * n),
+                ("the softmax came back without the one-hot label subtracted",
+                 g * probs / n),
+            ]
+            if g != 1:
+                candidates.append(
+                    ("grad_out was not multiplied in", expected_grad / g)
+                )
+            hint = _first_match(got, candidates)
         assert_array_close(
             got,
-            t.grad,
+            expected_grad,
             name,
             case,
             rtol=1e-9,
             atol=1e-12,
+            dtype=np.float64,
+            expect_type=np.ndarray,
             what="gradient",
-            hint="grad = grad_out * (softmax(z) - one_hot(labels)) / batch_size, "
-            "with the softmax computed from z - max(z) per row",
+            hint=hint,
         )
     passed(name, len(cases))
 
@@ -385,7 +737,7 @@ def check_softmax_cross_entropy(forward, backward) -> None:
 
 
 def _graph_cases(rng):
-    """(case, build(T, leaves, labels), leaf arrays): T is Tensor or a torch wrapper."""
+    """(case, build(leaves), leaf arrays, gradients the leaves hold before)."""
     x, w = rng.normal(size=(3, 4)), rng.normal(size=(4, 2))
     b = rng.normal(size=(2,))
     z = rng.normal(size=(5,))
@@ -395,26 +747,47 @@ def _graph_cases(rng):
             "a leaf used twice: (x * x + x).sum()",
             lambda v: (v[0] * v[0] + v[0]).sum(),
             [z],
+            None,
         ),
         (
             "a shared inner node: h = x * x; (h * h + h).sum()",
             lambda v: (lambda h: (h * h + h).sum())(v[0] * v[0]),
             [z],
+            None,
+        ),
+        (
+            # h is reached directly (one step) and through h * h (two steps), the
+            # short path listed first: breadth-first and pre-order visits run h's
+            # _backward() before h * h has added to h.grad
+            "paths of different lengths to one node: h = x * x; (h + h * h).sum()",
+            lambda v: (lambda h: (h + h * h).sum())(v[0] * v[0]),
+            [z],
+            None,
         ),
         (
             "a layer: relu(x @ w + b).mean()",
             lambda v: (v[0] @ v[1] + v[2]).relu().mean(),
             [x, w, b],
+            None,
         ),
         (
             "a layer and cross-entropy",
             lambda v: (v[0] @ v[1] + v[2]).cross_entropy(labels),
             [x, w, b],
+            None,
         ),
         (
             "sum over an axis, batch 1",
             lambda v: ((v[0] * v[1]).sum(axis=1) * v[2]).sum(),
             [rng.normal(size=(1, 3)), rng.normal(size=(3,)), rng.normal(size=(1,))],
+            None,
+        ),
+        (
+            # leaves accumulate across backward() calls, like PyTorch's .grad
+            "leaves that already hold a gradient: (x @ w + b).sum()",
+            lambda v: (v[0] @ v[1] + v[2]).sum(),
+            [x, w, b],
+            [rng.normal(size=x.shape), rng.normal(size=w.shape), rng.normal(size=2)],
         ),
     ]
 
@@ -450,34 +823,201 @@ class _TorchValue:
         )
 
 
+class _Node:
+    """A NumPy graph with the lab's interface, to replay traversal mistakes: the
+    candidates a hint of check_backward compares with (the reference is PyTorch)."""
+
+    def __init__(self, data, parents=(), rule=None):
+        self.data = np.asarray(data, dtype=np.float64)
+        self.grad = np.zeros_like(self.data)
+        self.parents, self.rule = parents, rule
+
+    def _backward(self):
+        if self.rule is not None:
+            for parent, g in zip(self.parents, self.rule(self.grad)):
+                parent.grad = parent.grad + g
+
+    def __add__(self, o):
+        return _Node(
+            self.data + o.data,
+            (self, o),
+            lambda g: (
+                _unbroadcast(g, self.data.shape),
+                _unbroadcast(g, o.data.shape),
+            ),
+        )
+
+    def __mul__(self, o):
+        o = o if isinstance(o, _Node) else _Node(o)
+        return _Node(
+            self.data * o.data,
+            (self, o),
+            lambda g: (
+                _unbroadcast(g * o.data, self.data.shape),
+                _unbroadcast(g * self.data, o.data.shape),
+            ),
+        )
+
+    def __matmul__(self, o):
+        return _Node(
+            self.data @ o.data, (self, o), lambda g: (g @ o.data.T, self.data.T @ g)
+        )
+
+    def relu(self):
+        return _Node(
+            np.maximum(self.data, 0), (self,), lambda g: (g * (self.data > 0),)
+        )
+
+    def sum(self, axis=None):
+        shape = self.data.shape
+
+        def rule(g):
+            g = g if axis is None else np.expand_dims(g, axis)
+            return (np.broadcast_to(g, shape),)
+
+        return _Node(self.data.sum(axis=axis), (self,), rule)
+
+    def mean(self):
+        return self.sum() * (1.0 / self.data.size)
+
+    def cross_entropy(self, labels):
+        p = _softmax(self.data)
+        n = len(labels)
+        loss = -np.log(p[np.arange(n), labels]).mean()
+        onehot = np.eye(self.data.shape[1])[labels]
+        return _Node(loss, (self,), lambda g: (g * (p - onehot) / n,))
+
+
+def _replay(build, arrays, priors, strategy: str) -> list[np.ndarray]:
+    """Leaf gradients when backward() visits the graph in the way ``strategy`` says."""
+    leaves = [_Node(a) for a in arrays]
+    for leaf, prior in zip(leaves, priors or ()):
+        leaf.grad = prior.copy()
+    out = build(leaves)
+    out.grad = np.ones_like(out.data)
+    if strategy == "every path":
+        def visit(node):
+            node._backward()
+            for parent in node.parents:
+                visit(parent)
+
+        visit(out)
+        return [leaf.grad for leaf in leaves]
+    order, seen = [], set()
+    if strategy == "breadth-first":
+        queue = [out]
+        while queue:
+            node = queue.pop(0)
+            if id(node) not in seen:
+                seen.add(id(node))
+                order.append(node)
+                queue.extend(node.parents)
+    elif strategy == "pre-order":
+        def visit(node):
+            if id(node) not in seen:
+                seen.add(id(node))
+                order.append(node)
+                for parent in node.parents:
+                    visit(parent)
+
+        visit(out)
+    for node in order:
+        node._backward()
+    return [leaf.grad for leaf in leaves]
+
+
+def _backward_hint(case, build, arrays, priors, got, expected) -> str | None:
+    """What the leaf gradients that came back show, from candidate traversals."""
+    if all(_matches(g, np.zeros_like(e)) for g, e in zip(got, expected)):
+        return (
+            "every leaf gradient is 0: nothing reached the leaves (the output's own "
+            "gradient, d(out)/d(out) = 1, is where backward() starts)"
+        )
+    if priors is not None and all(
+        _matches(g, e - p) for g, e, p in zip(got, expected, priors)
+    ):
+        return (
+            "the gradients the leaves held before backward() are gone: leaves "
+            "accumulate (+=) across backward() calls, like PyTorch's .grad"
+        )
+    too_early = (
+        "a node's _backward() ran before every node that uses it had added to its "
+        "grad: a breadth-first or pre-order visit runs each node once, but it is not "
+        "a topological order when paths to a node have different lengths"
+    )
+    replays = {
+        "every path": (
+            "a node's _backward() ran once per path that reaches it: its gradient "
+            "was passed on more than once"
+        ),
+        "breadth-first": too_early,
+        "pre-order": too_early,
+    }
+    found = set()
+    for strategy, hint in replays.items():
+        try:
+            with np.errstate(all="ignore"):
+                candidate = _replay(build, arrays, priors, strategy)
+        except Exception:  # noqa: BLE001 - a candidate that cannot run is no evidence
+            continue
+        if not all(_matches(c, e) for c, e in zip(candidate, expected)) and all(
+            _matches(g, c) for g, c in zip(got, candidate)
+        ):
+            found.add(hint)
+    return found.pop() if len(found) == 1 else None
+
+
 def check_backward(Tensor) -> None:
-    """``Tensor`` is the lab's class; its ``backward()`` must fill every leaf's grad."""
+    """``Tensor`` is the lab's class; its ``backward()`` must add d(out)/d(leaf) to
+    every leaf's grad."""
     name = "check_backward"
     rng = np.random.default_rng(17)
     cases = _graph_cases(rng)
-    for case, build, arrays in cases:
+    for case, build, arrays, priors in cases:
         ref_leaves = [_TorchValue(_leaf(a)) for a in arrays]
         build(ref_leaves).t.backward()
+        expected = [
+            ref.t.grad.numpy() + (0 if priors is None else priors[i])
+            for i, ref in enumerate(ref_leaves)
+        ]
         leaves = [
-            call_learner(name, case, Tensor, a.copy(), label="Tensor()")
+            call_learner(
+                name, case, Tensor, a.copy(), label="Tensor()", hint="the given class"
+            )
             for a in arrays
         ]
+        for leaf, prior in zip(leaves, priors or ()):
+            leaf.grad = prior.copy()
         out = call_learner(
-            name, case, lambda: build(leaves), label="the forward pass"
+            name,
+            case,
+            lambda: build(leaves),
+            label="the forward pass",
+            hint="the forward pass calls the backward-rule closures only later: an "
+            "error here comes from an operator of the Tensor class",
         )
-        call_learner(name, case, out.backward, label="Tensor.backward()")
-        for i, (leaf, ref) in enumerate(zip(leaves, ref_leaves)):
+        call_learner(
+            name,
+            case,
+            lambda: out.backward(),
+            label="Tensor.backward()",
+            hint="backward() calls the _backward() closure of every node of the "
+            "graph, which call your backward rules",
+        )
+        got = [getattr(leaf, "grad", None) for leaf in leaves]
+        hint = _backward_hint(case, build, arrays, priors, got, expected)
+        for i, (grad, e) in enumerate(zip(got, expected)):
             assert_array_close(
-                leaf.grad,
-                ref.t.grad,
+                grad,
+                e,
                 name,
                 case,
                 rtol=1e-9,
                 atol=1e-12,
+                dtype=np.float64,
+                expect_type=np.ndarray,
                 what=f"grad of leaf {i}",
-                hint="seed the output's grad with ones, sort the graph topologically "
-                "(every node after all the nodes that use it) and call each node's "
-                "_backward() exactly once, in that reverse order",
+                hint=hint,
             )
     passed(name, len(cases))
 
@@ -485,6 +1025,25 @@ def check_backward(Tensor) -> None:
 # ---------------------------------------------------------------------------
 # numerical gradient
 # ---------------------------------------------------------------------------
+
+
+def _difference_candidates(f, x: np.ndarray, h: float = 1e-5):
+    """(hint, gradient) of the finite-difference mistakes, computed on copies."""
+    fx, forward, backward = f(x.copy()), np.zeros(x.shape), np.zeros(x.shape)
+    for i in np.ndindex(x.shape):
+        step = np.zeros(x.shape)
+        step[i] = h
+        forward[i] = (f(x + step) - fx) / h
+        backward[i] = (fx - f(x - step)) / h
+    central = (forward + backward) / 2
+    return [
+        ("a one-sided difference (f(x + h e_i) - f(x)) / h: its error shrinks only "
+         "like h; the central difference's like h²", forward),
+        ("a one-sided difference (f(x) - f(x - h e_i)) / h: its error shrinks only "
+         "like h; the central difference's like h²", backward),
+        ("twice the gradient: the central difference spans 2h", 2 * central),
+        ("half the gradient: the central difference divides by 2h, once", central / 2),
+    ]
 
 
 def check_numerical_gradient(fn) -> None:
@@ -521,21 +1080,29 @@ def check_numerical_gradient(fn) -> None:
          lambda x: 2 * np.exp(2 * x)),
     ]
     for case, f, x, grad in cases:
+        expected = grad(x)
         got = call_learner(
-            name, case, fn, f, x.copy(),
+            name,
+            case,
+            fn,
+            f,
+            x,
+            hint="f takes a float64 array shaped like x and returns a number",
             inplace_hint="restore x[i] to its original value after the two "
-            "evaluations (or perturb a copy)",
+            "evaluations (or perturb a copy); x ± h ∓ h need not give x back exactly",
         )
+        hint = _first_match(got, _difference_candidates(f, x), rtol=1e-6, atol=1e-9)
         assert_array_close(
             got,
-            grad(x),
+            expected,
             name,
             case,
             rtol=1e-7,
             atol=1e-7,
+            dtype=np.float64,
+            expect_type=np.ndarray,
             what="numerical gradient",
-            hint="use the CENTRAL difference (f(x + h e_i) - f(x - h e_i)) / (2h): "
-            "its error shrinks like h², a one-sided difference's only like h",
+            hint=hint,
         )
     passed(name, len(cases))
 
@@ -543,6 +1110,30 @@ def check_numerical_gradient(fn) -> None:
 # ---------------------------------------------------------------------------
 # the MLP
 # ---------------------------------------------------------------------------
+
+
+def _mlp_candidates(X, p):
+    pre = X @ p["W1"] + p["b1"]
+    ref = np.maximum(pre, 0) @ p["W2"] + p["b2"]
+    return [
+        ("a ReLU after the last layer: the logits are not passed through one",
+         np.maximum(ref, 0)),
+        ("the hidden layer's ReLU is missing", pre @ p["W2"] + p["b2"]),
+        ("b1 is missing", np.maximum(X @ p["W1"], 0) @ p["W2"] + p["b2"]),
+        ("b2 is missing", np.maximum(pre, 0) @ p["W2"]),
+    ]
+
+
+def _assert_tensor_unchanged(name, case, label, tensor, array, what_fn) -> None:
+    data = getattr(tensor, "data", None)
+    if not (isinstance(data, np.ndarray) and np.array_equal(data, array)):
+        raise CheckFailed(
+            name,
+            case,
+            f"your {what_fn} changed {label} in place",
+            "the forward pass computes new Tensors from the parameters and the "
+            "input; it does not write into them",
+        )
 
 
 def check_mlp_forward(fn, Tensor) -> None:
@@ -566,8 +1157,39 @@ def check_mlp_forward(fn, Tensor) -> None:
         hidden_ref = torch.relu(torch.tensor(X) @ ref["W1"] + ref["b1"])
         logits_ref = hidden_ref @ ref["W2"] + ref["b2"]
         torch.nn.functional.cross_entropy(logits_ref, torch.tensor(y)).backward()
-        params = {key: Tensor(a.copy()) for key, a in arrays.items()}
-        logits = call_learner(name, case, fn, params, Tensor(X.copy()))
+        expected = logits_ref.detach().numpy()
+        params = {
+            key: call_learner(
+                name, case, Tensor, a.copy(), label="Tensor()", hint="the given class"
+            )
+            for key, a in arrays.items()
+        }
+        tensors = dict(params)
+        X_t = call_learner(
+            name, case, Tensor, X.copy(), label="Tensor()", hint="the given class"
+        )
+        logits = call_learner(
+            name,
+            case,
+            fn,
+            params,
+            X_t,
+            hint=f"params maps 'W1', 'b1', 'W2', 'b2' to Tensors; X is a Tensor of "
+            f"shape {X.shape}",
+        )
+        label = getattr(fn, "__name__", "function") + "()"
+        for key in arrays:
+            if params.get(key) is not tensors[key]:
+                raise CheckFailed(
+                    name,
+                    case,
+                    f"your {label} replaced params[{key!r}]",
+                    "read the parameters from params; do not assign to it",
+                )
+            _assert_tensor_unchanged(
+                name, case, f"params[{key!r}].data", params[key], arrays[key], label
+            )
+        _assert_tensor_unchanged(name, case, "X.data", X_t, X, label)
         assert_true(
             isinstance(logits, Tensor),
             name,
@@ -578,26 +1200,47 @@ def check_mlp_forward(fn, Tensor) -> None:
         )
         assert_array_close(
             logits.data,
-            logits_ref.detach(),
+            expected,
             name,
             case,
             rtol=1e-10,
             atol=1e-12,
+            dtype=np.float64,
+            expect_type=np.ndarray,
             what="logits",
-            hint="relu(X @ W1 + b1) @ W2 + b2 — no ReLU after the last layer",
+            hint=_first_match(logits.data, _mlp_candidates(X, arrays)),
         )
-        logits.cross_entropy(y).backward()
+        loss = call_learner(
+            name,
+            case,
+            lambda: logits.cross_entropy(y),
+            label="logits.cross_entropy(y)",
+            hint="the logits' cross_entropy (the given method, with your rules)",
+        )
+        call_learner(
+            name,
+            case,
+            lambda: loss.backward(),
+            label="Tensor.backward()",
+            hint="your backward() from exercise 7, on the graph of the forward pass",
+        )
         for key in arrays:
+            grad = params[key].grad
+            zero = isinstance(grad, np.ndarray) and not np.any(grad)
             assert_array_close(
-                params[key].grad,
-                ref[key].grad,
+                grad,
+                ref[key].grad.numpy(),
                 name,
                 case,
                 rtol=1e-9,
                 atol=1e-12,
+                dtype=np.float64,
+                expect_type=np.ndarray,
                 what=f"gradient of {key}",
-                hint="use the params' Tensors themselves (not their .data) in the "
-                "forward pass",
+                hint=f"no gradient reached {key}: the forward pass must use the "
+                "params' Tensors themselves (not their .data)"
+                if zero
+                else None,
             )
     passed(name, len(cases))
 
@@ -608,7 +1251,8 @@ class _Param:
 
 
 def check_sgd_step(fn) -> None:
-    """``fn(params, lr)`` updates ``p.data -= lr * p.grad`` and zeroes ``p.grad``."""
+    """``fn(params, lr)`` steps every ``p.data`` by ``lr`` against ``p.grad``, then
+    zeroes ``p.grad``."""
     name = "check_sgd_step"
     rng = np.random.default_rng(20)
     cases = {
@@ -618,22 +1262,53 @@ def check_sgd_step(fn) -> None:
     for case, (shapes, lr) in cases.items():
         data = [rng.normal(size=s) for s in shapes]
         grads = [rng.normal(size=s) for s in shapes]
+        expected = [d - lr * g for d, g in zip(data, grads)]
         params = {
             f"p{i}": _Param(d.copy(), g.copy())
             for i, (d, g) in enumerate(zip(data, grads))
         }
-        call_learner(name, case, fn, params, lr)
-        for i, (d, g) in enumerate(zip(data, grads)):
+        try:
+            call_learner(
+                name,
+                case,
+                fn,
+                params,
+                lr,
+                inplace_ok=True,
+                hint="params maps names to objects with .data and .grad arrays",
+            )
+        except CheckFailed as failed:
+            if "'str' object has no attribute" not in failed.problem:
+                raise
+            raise CheckFailed(
+                name,
+                case,
+                failed.problem,
+                "iterating over a dict gives its keys (the names): the parameters "
+                "are its values",
+            ) from None
+        for i, (d, g, e) in enumerate(zip(data, grads, expected)):
             p = params[f"p{i}"]
+            hint = _first_match(
+                p.data,
+                [
+                    ("p.data did not change", d),
+                    ("the step went up the gradient: descent steps against it",
+                     d + lr * g),
+                    ("the step ignores the learning rate", d - g),
+                ],
+            )
             assert_array_close(
                 p.data,
-                d - lr * g,
+                e,
                 name,
                 case,
                 rtol=1e-12,
                 atol=1e-12,
+                dtype=np.float64,
+                expect_type=np.ndarray,
                 what=f"p{i}.data after the step",
-                hint="step against the gradient: p.data -= lr * p.grad",
+                hint=hint,
             )
             assert_array_close(
                 p.grad,
@@ -642,32 +1317,267 @@ def check_sgd_step(fn) -> None:
                 case,
                 rtol=0,
                 atol=0,
+                dtype=np.float64,
+                expect_type=np.ndarray,
                 what=f"p{i}.grad after the step",
-                hint="leaves accumulate gradients (grad +=), like PyTorch's: reset "
-                "every p.grad to zeros after the update, or the next backward adds "
-                "to the old gradient",
+                hint="leaves accumulate gradients (grad +=), like PyTorch's: after "
+                "the update every p.grad is an array of zeros of the parameter's "
+                "shape, or the next backward adds to the old gradient",
             )
     passed(name, len(cases))
 
 
+# ---------------------------------------------------------------------------
+# the training loop
+# ---------------------------------------------------------------------------
+
+
+def _ce_rows(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
+    m = logits.max(axis=1, keepdims=True)
+    lse = m[:, 0] + np.log(np.exp(logits - m).sum(axis=1))
+    return lse - logits[np.arange(len(y)), y]
+
+
+def _mlp(p, X):
+    return np.maximum(X @ p["W1"] + p["b1"], 0) @ p["W2"] + p["b2"]
+
+
+def _reference_run(X, y, X_test, y_test, n_hidden, lr, epochs, batch, seed, shuffle):
+    """The training of exercise 11 in plain NumPy, with the lab's init_mlp draws.
+
+    ``shuffle`` is "every epoch" (the exercise), "once" or "never" (candidates).
+    Returns params, the loss of every batch per epoch, the test accuracy per epoch.
+    """
+    rng = np.random.default_rng(seed)
+    d, k = X.shape[1], 10
+    p = {
+        "W1": rng.normal(size=(d, n_hidden)) * np.sqrt(2 / d),
+        "b1": np.zeros(n_hidden),
+        "W2": rng.normal(size=(n_hidden, k)) * np.sqrt(2 / n_hidden),
+        "b2": np.zeros(k),
+    }
+    batch_losses, accs, order = [], [], None
+    for _ in range(epochs):
+        if shuffle == "every epoch" or (shuffle == "once" and order is None):
+            order = rng.permutation(len(X))
+        elif shuffle == "never":
+            order = np.arange(len(X))
+        losses = []
+        for start in range(0, len(X), batch):
+            idx = order[start:start + batch]
+            xb, yb = X[idx], y[idx]
+            pre = xb @ p["W1"] + p["b1"]
+            hid = np.maximum(pre, 0)
+            logits = hid @ p["W2"] + p["b2"]
+            losses.append((float(_ce_rows(logits, yb).mean()), len(idx)))
+            g = _softmax(logits)
+            g[np.arange(len(yb)), yb] -= 1
+            g /= len(yb)
+            grads = {"W2": hid.T @ g, "b2": g.sum(axis=0)}
+            g_pre = (g @ p["W2"].T) * (pre > 0)
+            grads |= {"W1": xb.T @ g_pre, "b1": g_pre.sum(axis=0)}
+            for key in p:
+                p[key] = p[key] - lr * grads[key]
+        batch_losses.append(losses)
+        accs.append(float(np.mean(_mlp(p, X_test).argmax(axis=1) == y_test)))
+    return p, batch_losses, accs
+
+
+def _history(name, case, result, epochs: int):
+    """The (params, losses, test_accs) that train_mlp returns, their types checked."""
+    assert_type(result, tuple, name, case, what="result",
+                hint="train_mlp returns params, losses, test_accs")
+    assert_true(
+        len(result) == 3,
+        name,
+        case,
+        f"expected (params, losses, test_accs), got a tuple of {len(result)}",
+    )
+    params, losses, accs = result
+    assert_type(params, dict, name, case, what="params")
+    keys = ("W1", "b1", "W2", "b2")
+    assert_true(
+        all(isinstance(getattr(params.get(k), "data", None), np.ndarray) for k in keys),
+        name,
+        case,
+        f"params: expected Tensors under {list(keys)}, got {describe(params)}",
+    )
+    for what, values in (("losses", losses), ("test_accs", accs)):
+        assert_type(values, list, name, case, what=what,
+                    hint=f"{what} is a list with one number per epoch")
+        assert_true(
+            len(values) == epochs,
+            name,
+            case,
+            f"{what}: expected one value per epoch ({epochs}), got {len(values)}",
+            "append once per epoch, after its last batch",
+        )
+        for value in values:
+            assert_type(value, float, name, case, what=f"each value of {what}",
+                        hint="a Python float: float(loss.data) converts")
+    return {k: params[k].data for k in keys}, losses, accs
+
+
+def check_train_mlp(train_mlp, X, y, X_test, y_test) -> None:
+    """``train_mlp(X, y, X_test, y_test, n_hidden, lr, num_epochs, batch_size, seed)``
+    -> (params, losses, test_accs), on the first 100 training and 50 test images.
+
+    With lr = 0 the parameters never change, so every epoch's mean training loss is
+    the loss of the whole training set and every test accuracy that of the returned
+    parameters, exactly. With lr = 0.1 the run is compared with a NumPy reference that
+    makes the same random draws as the lab's init_mlp and rng.permutation.
+    """
+    name = "check_train_mlp"
+    X, y = np.asarray(X[:100], dtype=np.float64), np.asarray(y[:100])
+    X_test, y_test = np.asarray(X_test[:50], dtype=np.float64), np.asarray(y_test[:50])
+    setting = dict(n_hidden=16, batch_size=32, seed=0)  # batches of 32, 32, 32, 4
+
+    case = "lr=0, 2 epochs of 100 images in batches of 32, 32, 32 and 4"
+    result = call_learner(
+        name, case, train_mlp, X, y, X_test, y_test, lr=0.0, num_epochs=2,
+        hint="the arguments are NumPy arrays of images and labels, then the settings",
+        **setting,
+    )
+    params, losses, accs = _history(name, case, result, 2)
+    full = float(_ce_rows(_mlp(params, X), y).mean())
+    acc = float(np.mean(_mlp(params, X_test).argmax(axis=1) == y_test))
+    _, batches, _ = _reference_run(X, y, X_test, y_test, 16, 0.0, 2, 32, 0,
+                                   "every epoch")
+    for epoch, loss in enumerate(losses):
+        hint = _first_match(
+            loss,
+            [
+                ("the mean of the batch means: a batch counts with its size (the "
+                 "last one has 4 images)",
+                 np.mean([b for b, _ in batches[epoch]])),
+                ("the loss of the epoch's last batch only", batches[epoch][-1][0]),
+                ("the sum of the batch losses, not their size-weighted mean",
+                 sum(b for b, _ in batches[epoch])),
+                ("100 times too large: the sum over the images, not the mean",
+                 full * len(X)),
+            ],
+        )
+        assert_array_close(
+            np.array([loss]),
+            np.array([full]),
+            name,
+            case,
+            rtol=1e-9,
+            atol=1e-12,
+            what=f"losses[{epoch}] (with lr=0: the loss of the whole training set)",
+            hint=hint,
+        )
+        assert_true(
+            abs(accs[epoch] - acc) < 0.5 / len(X_test),
+            name,
+            case,
+            f"test_accs[{epoch}]: expected {acc:.4f}, the accuracy of the returned "
+            f"parameters on the {len(X_test)} test images, got {accs[epoch]:.4f}",
+            "the accuracy on X_test, y_test after the epoch",
+        )
+
+    case = "lr=0.1, 3 epochs, against a NumPy run with the same random draws"
+    result = call_learner(
+        name, case, train_mlp, X, y, X_test, y_test, lr=0.1, num_epochs=3,
+        hint="the arguments are NumPy arrays of images and labels, then the settings",
+        **setting,
+    )
+    params, losses, accs = _history(name, case, result, 3)
+    ref_p, ref_batches, ref_accs = _reference_run(
+        X, y, X_test, y_test, 16, 0.1, 3, 32, 0, "every epoch"
+    )
+    if not all(_matches(params[k], ref_p[k], rtol=1e-8, atol=1e-10) for k in ref_p):
+        hint = None
+        for shuffle, text in (
+            ("once", "shuffled once, not in every epoch"),
+            ("never", "never shuffled: rng.permutation gives each epoch's order"),
+        ):
+            cand = _reference_run(X, y, X_test, y_test, 16, 0.1, 3, 32, 0, shuffle)[0]
+            if all(_matches(params[k], cand[k], rtol=1e-8, atol=1e-10) for k in cand):
+                hint = f"the training set was {text}"
+        worst = max(
+            (float(np.max(np.abs(params[k] - ref_p[k]))), k) for k in ref_p
+        ) if all(params[k].shape == ref_p[k].shape for k in ref_p) else None
+        raise CheckFailed(
+            name,
+            case,
+            "the trained parameters differ from the reference run"
+            + (f" (max abs difference {worst[0]:.3g}, in {worst[1]})" if worst else ""),
+            hint
+            or "each epoch: one rng.permutation, then for every batch of "
+            "batch_size images the forward pass, the loss, backward() and "
+            "your sgd_step with lr",
+        )
+    ref_losses = [
+        sum(b * m for b, m in epoch) / len(X) for epoch in ref_batches
+    ]
+    assert_array_close(
+        np.array(losses),
+        np.array(ref_losses),
+        name,
+        case,
+        rtol=1e-8,
+        atol=1e-10,
+        what="losses",
+        hint="the parameters are right, the recorded losses are not: each epoch's "
+        "loss is the mean over its images of the batch losses, recorded during "
+        "the epoch",
+    )
+    expected_accs = np.array(ref_accs)
+    assert_true(
+        bool(np.all(np.abs(np.array(accs) - expected_accs) < 0.5 / len(X_test))),
+        name,
+        case,
+        f"test_accs: expected {[round(a, 4) for a in ref_accs]}, got "
+        f"{[round(a, 4) for a in accs]}",
+        "the accuracy on X_test, y_test with the parameters after each epoch",
+    )
+    passed(name, 2)
+
+
 def check_test_accuracy(predict, X_test, y_test, at_least: float = 0.95) -> None:
-    """``predict(X)`` -> labels; the test accuracy must reach ``at_least``."""
+    """``predict(X)`` -> an integer NumPy array of labels; the test accuracy must reach
+    ``at_least``."""
     name = "check_test_accuracy"
-    pred = np.asarray(call_learner(name, "test set", predict, X_test))
+    pred = call_learner(
+        name, "test set", predict, X_test, hint="X is the test images, (N, 64)"
+    )
+    assert_type(pred, np.ndarray, name, "test set", what="predictions")
     assert_true(
         pred.shape == y_test.shape,
         name,
         "test set",
         f"expected {y_test.shape[0]} labels, got {describe(pred)}",
-        "return logits.argmax(axis=1)",
+        "one label per image: the class with the largest logit"
+        if pred.ndim == 2
+        else None,
     )
-    acc = float(np.mean(pred == y_test))
     assert_true(
-        acc >= at_least,
+        pred.dtype.kind in "iu" and pred.dtype.itemsize >= 4,
         name,
         "test set",
-        f"test accuracy {acc:.3f} is below {at_least:.2f}",
-        "check the learning rate and the number of epochs; the loss curve should "
-        "still be going down if you stopped too early",
+        f"expected integer class labels (int32 or int64), got dtype {pred.dtype}",
+        "argmax gives integer indices",
     )
+    correct, n = int(np.sum(pred == y_test)), len(y_test)
+    acc = correct / n
+    if acc < at_least:
+        classes = np.unique(pred)
+        if len(classes) == 1:
+            hint = f"every prediction is class {classes[0]}"
+        elif acc <= 0.2:
+            hint = (
+                "about chance level (0.1 for 10 classes): the parameters did not "
+                "learn; are they updated, and do their grads reach them?"
+            )
+        else:
+            hint = None
+        needed = int(np.ceil(at_least * n - 1e-9))
+        raise CheckFailed(
+            name,
+            "test set",
+            f"{correct} of {n} test images right (accuracy {acc:.4f}): below "
+            f"{at_least:.2f}, which needs {needed}",
+            hint,
+        )
     passed(name, extra=f": test accuracy ≥ {at_least:.2f}")

@@ -4,7 +4,10 @@ Every reference comes from PyTorch (``torch.nn.functional.conv2d`` and ``unfold`
 float64), never from the lab's own route. When a result is wrong the check also tries
 the usual wrong answers (kernel flipped, bias missing or on the wrong axis, im2col rows
 in (kh, kw, c) order, ceil instead of floor, ...) and, when one matches, names it in the
-hint.
+hint. Results must be NumPy arrays (a list, a list of per-image arrays or a torch
+tensor is rejected where the exercise asks for an array) and output sizes a tuple of
+two Python ints. Every call into learner code goes through :func:`call_learner`, which
+also reports an input written in place by the name of the argument.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from .core import (
     CheckFailed,
     assert_array_close,
     assert_true,
+    assert_type,
     call_learner,
     describe,
     passed,
@@ -31,8 +35,10 @@ __all__ = [
 ]
 
 SIZE_HINT = (
-    "each axis: floor((H + 2·P − D·(K − 1) − 1) / S) + 1 (with D = 1: "
-    "floor((H + 2·P − K) / S) + 1); pad both sides"
+    "count the window positions along each axis (section 1): the window must fit "
+    "inside the input padded on both sides, the + 1 counts the first position, the "
+    "floor drops a last window that would stick out; with dilation D the kernel "
+    "spans D·(K − 1) + 1 pixels"
 )
 
 
@@ -192,7 +198,7 @@ def _conv_diagnosis(got: np.ndarray, c: ConvCase, x, w, b) -> str | None:
                 (
                     no_bias + b,
                     "the bias was added along the last axis (width). It belongs to "
-                    "the output channel: out + b[None, :, None, None]",
+                    "the output channel, axis 1 of (N, C_out, OH, OW)",
                 )
             )
         candidates.append(
@@ -210,8 +216,9 @@ def _conv_diagnosis(got: np.ndarray, c: ConvCase, x, w, b) -> str | None:
                 (
                     _torch_conv(one_sided, w, b, stride=c.stride, dilation=c.dilation,
                                 groups=c.groups),
-                    f"all the padding went to the {side}: put P zeros on EACH side, "
-                    "np.pad(x, ((0, 0), (0, 0), (P, P), (P, P)))",
+                    f"all the padding went to the {side}: put P zeros on EACH side "
+                    "of the height and the width (np.pad takes a (before, after) "
+                    "pair per axis)",
                 )
             )
     if c.groups == 1 and c.c_in > 1 and c.kh * c.kw > 1:
@@ -231,47 +238,68 @@ def _conv_diagnosis(got: np.ndarray, c: ConvCase, x, w, b) -> str | None:
     for expected, why in candidates:
         if _close(got, expected, c.tol()):
             return why
+    if c.dtype == "float64":
+        exact = _torch_conv(x, w, b, **kw_)
+        if _close(got, exact, 1e-5):
+            return (
+                "your result is within float32 rounding of the right one, not within "
+                "float64's: part of the computation ran in float32 (a float32 "
+                "buffer or constant)"
+            )
     return None
 
 
-def _wrong_sizes(h, k, s, p, d=1) -> list[tuple[int, str]]:
-    """(size, explanation) of the usual wrong output-size formulas."""
+def _wrong_size(n, k, s, p, d, mistake) -> int:
+    """The output size along one axis with one of the usual mistakes."""
     span = d * (k - 1) + 1
-    wrong = [
-        (
-            (h + 2 * p - span) // s,
-            "you forgot the + 1: a kernel that fits exactly once still gives one "
-            "output",
-        ),
-        (
-            -(-(h + 2 * p - span) // s) + 1,
-            "use floor division: a last window that would run past the padded input "
-            "is dropped, not counted",
-        ),
-        (
-            (h + p - span) // s + 1,
-            "the padding was counted once: it is added on both sides, 2·P",
-        ),
-    ]
-    if d != 1:
-        wrong.append(
-            (
-                (h + 2 * p - k) // s + 1,
-                "a dilated kernel spans D·(K − 1) + 1 pixels, not K",
-            )
-        )
-    return wrong
+    if mistake == "no + 1":
+        return (n + 2 * p - span) // s
+    if mistake == "ceil":
+        return -(-(n + 2 * p - span) // s) + 1
+    if mistake == "padding once":
+        return (n + p - span) // s + 1
+    if mistake == "span K":
+        return (n + 2 * p - k) // s + 1
+    raise ValueError(mistake)
+
+
+_SIZE_MISTAKES = {
+    "no + 1": "you forgot the + 1: a kernel that fits exactly once still gives one "
+    "output",
+    "ceil": "use floor division: a last window that would run past the padded input "
+    "is dropped, not counted",
+    "padding once": "the padding was counted once: it is added on both sides, 2·P",
+    "span K": "a dilated kernel spans D·(K − 1) + 1 pixels, not K",
+}
 
 
 def _size_hint(got: tuple, expected: tuple, sizes, kernel, s, p, d) -> str | None:
-    """Explain the first wrong axis of an output size by the formulas that give it."""
-    for g, e, n, k in zip(got, expected, sizes, kernel):
-        if g != e:
-            why = [text for value, text in _wrong_sizes(n, k, s, p, d) if value == g]
-            seen = list(dict.fromkeys(why))
-            if seen:
-                return "; or ".join(seen)
-    return None
+    """Explain a wrong (oh, ow) by the usual mistakes whose whole result it equals."""
+    (h, w), (kh, kw) = sizes, kernel
+    found = []
+    for mistake, text in _SIZE_MISTAKES.items():
+        if mistake == "span K" and d == 1:
+            continue
+        if tuple(got) == (
+            _wrong_size(h, kh, s, p, d, mistake),
+            _wrong_size(w, kw, s, p, d, mistake),
+        ):
+            found.append(text)
+    if tuple(got) == expected[::-1] and expected[0] != expected[1]:
+        found.append(
+            "your values are those of the other axis: the first is along the height "
+            "(H with KH), the second along the width (W with KW)"
+        )
+    if kh != kw and tuple(got) == _torch_out_size(h, w, kw, kh, s, p, d):
+        found.append("KH and KW were swapped: the kernel's height goes with H")
+    if h != w and tuple(got) == _torch_out_size(w, h, kh, kw, s, p, d):
+        found.append("H and W were swapped: the input's height goes with KH")
+    found = list(dict.fromkeys(found))
+    if not found:
+        return None
+    if len(found) == 1:
+        return found[0]
+    return "more than one mistake gives this result: " + "; or ".join(found)
 
 
 CONV_HINT = (
@@ -284,19 +312,33 @@ GROUPS_HINT = (
 )
 
 
-def _check_conv_result(
-    name: str, got, c: ConvCase, x, w, b, generic_hint: str = CONV_HINT
-) -> None:
-    expected = _torch_conv(
+def _expected_conv(c: ConvCase, x, w, b) -> np.ndarray:
+    return _torch_conv(
         x, w, b, stride=c.stride, padding=c.padding, dilation=c.dilation,
         groups=c.groups,
     ).astype(c.dtype)
+
+
+def _check_conv_result(
+    name: str, got, expected, c: ConvCase, x, w, b, generic_hint: str = CONV_HINT
+) -> None:
     case = c.name
     if got is None:
         raise CheckFailed(
             name, case, "got None instead of an array", "did you forget to return?"
         )
-    got_np = np.asarray(got) if not hasattr(got, "detach") else got.detach().numpy()
+    assert_type(
+        got,
+        np.ndarray,
+        name,
+        case,
+        what="result",
+        hint="return one NumPy array of shape (N, C_out, OH, OW): np.stack joins a "
+        "list of arrays"
+        if isinstance(got, (list, tuple))
+        else None,
+    )
+    got_np = got
     if got_np.shape != expected.shape:
         hint = (
             "the output is (N, C_out, OH, OW); " + SIZE_HINT
@@ -329,8 +371,8 @@ def _check_conv_result(
         case,
         f"input: {_case_text(c)}\nexpected dtype {expected.dtype}, got dtype "
         f"{got_np.dtype}",
-        "the output keeps the input's dtype: allocate it with dtype=x.dtype "
-        "(np.zeros and np.empty default to float64)",
+        "the output keeps the input's dtype; np.zeros and np.empty make float64 "
+        "unless they are told the dtype",
     )
     hint = None
     if not _close(
@@ -352,7 +394,8 @@ def _check_conv_result(
 def _run_conv_cases(name, fn, cases, seed, stretch=False) -> None:
     for index, c in enumerate(cases):
         x, w, b = c.arrays(seed + index)
-        args = (x.copy(), w.copy(), None if b is None else b.copy())
+        expected = _expected_conv(c, x, w, b)  # before the learner sees the inputs
+        args = (x, w, b)
         kwargs = dict(stride=c.stride, padding=c.padding)
         if stretch:
             kwargs.update(dilation=c.dilation, groups=c.groups)
@@ -363,14 +406,15 @@ def _run_conv_cases(name, fn, cases, seed, stretch=False) -> None:
             *args,
             hint=(GROUPS_HINT + "; w has shape (C_out, C_in / G, KH, KW)")
             if stretch
-            else "check the padded input's size and the slice of each window; "
-            + SIZE_HINT,
+            else "compare the shapes: x padded on both sides of H and W, each window "
+            "(N, C_in, KH, KW), the output (N, C_out, OH, OW) with the sizes of "
+            "exercise 1",
             inplace_hint="work on new arrays (np.pad returns one); an in-place "
             "operator on an argument writes into the caller's array",
             **kwargs,
         )
         _check_conv_result(
-            name, got, c, x, w, b, GROUPS_HINT if stretch else CONV_HINT
+            name, got, expected, c, x, w, b, GROUPS_HINT if stretch else CONV_HINT
         )
 
 
@@ -395,8 +439,23 @@ SIZE_CASES = [
 ]
 
 
+def _int_hint(value) -> str | None:
+    if isinstance(value, (float, np.floating)):
+        return (
+            "a size is a count: / gives a float, floor division of two ints gives "
+            "an int"
+        )
+    if isinstance(value, np.integer):
+        return (
+            "a NumPy integer prints as np.int64(…) and is not a Python int: int(…) "
+            "converts it"
+        )
+    return None
+
+
 def check_conv2d_output_size(fn) -> None:
-    """``fn(h, w, kh, kw, stride, padding, dilation=1)`` returns ``(oh, ow)``."""
+    """``fn(h, w, kh, kw, stride, padding, dilation=1)`` returns the tuple ``(oh, ow)``
+    of Python ints."""
     name = "check_conv2d_output_size"
     for h, w, kh, kw, s, p, d in SIZE_CASES:
         case = f"H={h}, W={w}, kernel {kh}×{kw}, stride {s}, padding {p}, dilation {d}"
@@ -406,20 +465,24 @@ def check_conv2d_output_size(fn) -> None:
             got = call_learner(
                 name, case, fn, h, w, kh, kw, s, p, dilation=d, hint=SIZE_HINT
             )
-        ok = (
-            isinstance(got, (tuple, list))
-            and len(got) == 2
-            and all(isinstance(v, (int, np.integer)) for v in got)
+        assert_type(
+            got,
+            tuple,
+            name,
+            case,
+            what="result",
+            hint="return the two sizes as a tuple (oh, ow)",
         )
         assert_true(
-            ok,
+            len(got) == 2,
             name,
             case,
             f"expected a tuple of two ints (oh, ow), got {describe(got)}",
-            "use integer division // so that sizes stay ints",
+            "return the two sizes as a tuple (oh, ow)",
         )
+        for value, what in zip(got, ("oh", "ow")):
+            assert_type(value, int, name, case, what=what, hint=_int_hint(value))
         expected = _torch_out_size(h, w, kh, kw, s, p, d)
-        got = tuple(int(v) for v in got)
         if got != expected:
             hint = _size_hint(got, expected, (h, w), (kh, kw), s, p, d) or SIZE_HINT
             raise CheckFailed(
@@ -479,43 +542,56 @@ def check_im2col(fn) -> None:
     rng = np.random.default_rng(20)
     for case, shape, kh, kw, s, p, dtype in IM2COL_CASES:
         x = rng.normal(size=shape).astype(dtype)
+        expected = _torch_unfold(x, kh, kw, s, p).astype(dtype)
         got = call_learner(
             name,
             case,
             fn,
-            x.copy(),
+            x,
             kh,
             kw,
             s,
             p,
-            hint="pad x once, then for each kernel tap (u, v) copy the strided "
-            "slice x_padded[:, :, u : u + S·(OH−1) + 1 : S, v : ... : S]",
+            hint="pad x once, then for each kernel tap (u, v) copy one strided slice "
+            "of the padded input, OH × OW values, into its rows (section 3); compare "
+            "the shapes of both sides of the assignment",
             inplace_hint="np.pad returns a new array; write only into the columns "
             "array",
         )
-        expected = _torch_unfold(x, kh, kw, s, p).astype(dtype)
         full = (
             f"{case}; x shape {shape}, kernel {kh}×{kw}, stride {s}, padding {p}, "
             f"{dtype}"
         )
-        got_np = np.asarray(got) if got is not None else None
+        if got is not None:
+            assert_type(
+                got,
+                np.ndarray,
+                name,
+                full,
+                what="columns",
+                hint="return one NumPy array of shape (N, C·KH·KW, OH·OW): np.stack "
+                "joins a list of arrays"
+                if isinstance(got, (list, tuple))
+                else None,
+            )
         hint = None
-        if got_np is not None and got_np.shape != expected.shape:
+        if got is not None and got.shape != expected.shape:
             hint = (
                 "the layout is (N, C·KH·KW, OH·OW): one row per (channel, kernel "
                 "row, kernel column), one column per output position"
             )
-        elif got_np is not None and got_np.dtype != expected.dtype:
+        elif got is not None and got.dtype != expected.dtype:
             hint = (
-                "the columns keep x's dtype: allocate them with dtype=x.dtype "
-                "(np.zeros and np.empty default to float64)"
+                "the columns keep x's dtype; np.zeros and np.empty make float64 "
+                "unless they are told the dtype"
             )
-        elif got_np is not None:
-            hint = _im2col_diagnosis(got_np.astype(np.float64), x, kh, kw, s, p)
+        elif got is not None:
+            hint = _im2col_diagnosis(got.astype(np.float64), x, kh, kw, s, p)
         assert_array_close(
             got, expected, name, full, rtol=1e-12, atol=1e-12, dtype="same",
-            hint=hint or "cols[n, c·KH·KW + u·KW + v, i·OW + j] = "
-            "x_padded[n, c, i·S + u, j·S + v]",
+            expect_type=np.ndarray,
+            hint=hint or "the layout of section 3: cols[n, c·KH·KW + u·KW + v, "
+            "i·OW + j] holds x_padded[n, c, i·S + u, j·S + v]",
         )
     passed(name, len(IM2COL_CASES))
 

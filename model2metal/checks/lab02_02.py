@@ -5,22 +5,28 @@ Conventions the lab states and these checks hold it to:
 * images are NumPy arrays of shape (n, H, W); ``shift_images(images, dy, dx)`` moves
   image ``i`` by ``dy[i]`` rows (positive: down) and ``dx[i]`` columns (positive:
   right), fills the pixels that come in with 0 and drops the pixels that leave (no
-  wrap-around), keeps shape and dtype, and leaves its input unchanged;
-  ``|dy| < H`` and ``|dx| < W``;
+  wrap-around), and returns a new NumPy array (sharing no memory with its input) of
+  the same shape and dtype, leaving its input unchanged; ``|dy| < H`` and ``|dx| < W``;
 * ``random_shift(images, max_shift, rng)`` draws one offset per image, ``dy`` and
   ``dx`` independently and uniformly from the integers ``-max_shift … max_shift``
-  (both ends included), from the ``numpy.random.Generator`` it is given;
+  (both ends included), from the ``numpy.random.Generator`` it is given, and returns
+  a NumPy array like ``shift_images``; uniformity is tested with chi-square bounds
+  that a correct sampler exceeds with probability below 1e-7 each;
 * the loss of an example is its cross-entropy ``-log softmax(logits)[label]``,
-  computed without overflow or underflow for logits in the thousands;
-* ``top_confusions`` lists ``(true, predicted, count)`` for mistakes only, most frequent
-  first, equal counts in any order; ``worst_mistakes`` returns indices into the arrays
-  it was given, of misclassified examples only, highest loss first, equal losses in
-  any order.
+  computed without overflow or underflow for logits in the thousands, returned as a
+  float NumPy array of shape (n,);
+* ``top_confusions`` returns a list of tuples ``(true, predicted, count)`` of Python
+  ints, for mistakes only, most frequent first, equal counts in any order;
+  ``worst_mistakes`` returns a 1-D NumPy array of integer indices into the arrays it
+  was given, of misclassified examples only, highest loss first, equal losses in any
+  order;
+* the final model is an ``nn.Module`` with every submodule in eval mode.
 
 Every reference here is written with explicit loops or float64 arithmetic,
-independently of the vectorised way the lab suggests. The checks save and restore
-NumPy's global random state, so a learner's notebook draws the same numbers after a
-check as before.
+independently of the vectorised way the lab suggests; expected values are computed
+before the learner's code runs, and learner code (functions and the model) runs only
+inside :func:`call_learner`. The checks save and restore NumPy's global random state,
+so a learner's notebook draws the same numbers after a check as before.
 """
 
 from __future__ import annotations
@@ -31,9 +37,10 @@ import numpy as np
 
 from .core import (
     CheckFailed,
-    _to_numpy,
     assert_array_close,
+    assert_not_none,
     assert_true,
+    assert_type,
     call_learner,
     describe,
     passed,
@@ -54,10 +61,11 @@ __all__ = [
 # ---------------------------------------------------------------------------
 
 
-def _shift_one(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """One image shifted by (dy, dx), zero fill, by a loop over the output pixels."""
+def _shift_one(image: np.ndarray, dy: int, dx: int, fill=None) -> np.ndarray:
+    """One image shifted by (dy, dx), by a loop over the output pixels; zero fill, or
+    the pixels of ``fill`` where nothing comes in (a candidate mistake)."""
     h, w = image.shape
-    out = np.zeros_like(image)
+    out = np.zeros_like(image) if fill is None else fill.copy()
     for r in range(h):
         for c in range(w):
             sr, sc = r - dy, c - dx
@@ -66,9 +74,12 @@ def _shift_one(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return out
 
 
-def _shift_ref(images, dy, dx) -> np.ndarray:
+def _shift_ref(images, dy, dx, keep_old=False) -> np.ndarray:
     return np.stack(
-        [_shift_one(img, int(a), int(b)) for img, a, b in zip(images, dy, dx)]
+        [
+            _shift_one(img, int(a), int(b), img if keep_old else None)
+            for img, a, b in zip(images, dy, dx)
+        ]
     ).astype(images.dtype)
 
 
@@ -130,18 +141,19 @@ class _KeepGlobalRandomState:
         return False
 
 
-def _as_array(name, case, got, what):
-    """The learner's result as a NumPy array, or a CheckFailed that says why not."""
-    if got is None:
+
+
+
+
+def _shares_memory(got, arg, name, case, what, hint):
+    if isinstance(got, np.ndarray) and np.shares_memory(got, arg):
         raise CheckFailed(
-            name, case, f"{what}: got None", "did you forget a `return` statement?"
+            name,
+            case,
+            f"{what}: the array you returned shares memory with the input `images` "
+            "(it is the input, or a view of it): changing one would change the other",
+            hint,
         )
-    try:
-        return np.asarray(_to_numpy(got))
-    except Exception:  # noqa: BLE001
-        raise CheckFailed(
-            name, case, f"{what}: expected an array, got {describe(got)}"
-        ) from None
 
 
 # ---------------------------------------------------------------------------
@@ -149,16 +161,20 @@ def _as_array(name, case, got, what):
 # ---------------------------------------------------------------------------
 
 SHIFT_HINT = (
-    "out = np.zeros_like(images); for image i copy the part that stays inside the "
-    "frame: rows max(-dy, 0) to H - max(dy, 0) of the input go to rows max(dy, 0) to "
-    "H - max(-dy, 0) of the output (the same for columns with dx)"
+    "start from a zero-filled array with the input's shape and dtype; output row r "
+    "of image i shows input row r - dy[i] (column c: input column c - dx[i]), so "
+    "copy the block of rows and columns whose source lies inside the frame, one "
+    "slice assignment per image"
 )
-
 
 ZERO_SLICE_HINT = (
-    "an offset here is 0, and a slice like image[:-d] is empty when d = 0 (write "
-    "the end as H - d). "
+    "this case has an offset of 0, and your slice assignment had an empty side: a "
+    "slice like image[:-d] selects nothing when d = 0 (image[:-0] is image[:0]); "
+    "write the end of the slice as H - d"
 )
+
+#: A broadcast error with an empty shape: the evidence for an image[:-0] slice.
+EMPTY_SLICE = r"raised ValueError:.*broadcast.*shape \((?:\d+,\s*)*0(?:,\s*\d+)*\)"
 
 
 def _shift_cases():
@@ -182,11 +198,9 @@ def _shift_cases():
     ]
 
 
-def _shift_diagnosis(got, images, dy, dx, expected) -> str | None:
-    """A hint for the typical mistakes: wrap-around, direction, axes, one offset."""
-    if got.shape != expected.shape or np.allclose(got, expected):
-        return None
-    dy, dx = np.asarray(dy), np.asarray(dx)
+def _shift_diagnosis(got, images, dy, dx) -> str | None:
+    """A hint for the typical mistakes, each computed and compared: wrap-around,
+    direction, axes, one offset for all, old pixels where zeros come in."""
     candidates = [
         (_roll_ref(images, dy, dx),
          "pixels that leave one edge came back at the opposite edge: np.roll wraps "
@@ -199,9 +213,13 @@ def _shift_diagnosis(got, images, dy, dx, expected) -> str | None:
         (_shift_ref(images, np.full_like(dy, dy[0]), np.full_like(dx, dx[0]))
          if len(dy) > 1 else None,
          "every image got the first image's offset: use dy[i] and dx[i] for image i"),
+        (_shift_ref(images, dy, dx, keep_old=True),
+         "the shifted content is right, but where pixels come in your result kept "
+         "the input's old pixels: the pixels that come in are blank (0), so start "
+         "from zeros rather than from a copy of the input"),
     ]
     for candidate, hint in candidates:
-        if candidate is not None and candidate.shape == got.shape and np.allclose(
+        if candidate is not None and candidate.shape == got.shape and np.array_equal(
             got, candidate
         ):
             return hint
@@ -215,35 +233,46 @@ def check_shift_images(fn) -> None:
     with _KeepGlobalRandomState():
         for case, images, dy, dx in cases:
             dy, dx = np.array(dy, dtype=np.int64), np.array(dx, dtype=np.int64)
+            expected = _shift_ref(images, dy, dx)
+            has_zero = bool(np.any(dy == 0) or np.any(dx == 0))
+            argument = images.copy()
             got = call_learner(
                 name,
                 case,
                 fn,
-                images.copy(),
+                argument,
                 dy.copy(),
                 dx.copy(),
-                hint=ZERO_SLICE_HINT + SHIFT_HINT
-                if np.any(dy == 0) or np.any(dx == 0)
-                else SHIFT_HINT,
+                hint=SHIFT_HINT,
+                evidence=[(EMPTY_SLICE, ZERO_SLICE_HINT)] if has_zero else (),
                 inplace_hint="write the shifted images into a new, zero-filled "
                 "array of the same shape and dtype",
             )
-            expected = _shift_ref(images, dy, dx)
-            got_np = _as_array(name, case, got, "shifted images")
+            full_case = f"{case}; dy = {dy.tolist()}, dx = {dx.tolist()}"
+            assert_not_none(got, name, full_case, "shifted images")
             hint = None
-            if got_np.shape == expected.shape and got_np.dtype != object:
-                hint = _shift_diagnosis(got_np, images, dy, dx, expected)
+            if (
+                isinstance(got, np.ndarray)
+                and got.shape == expected.shape
+                and got.dtype != object
+            ):
+                hint = _shift_diagnosis(got, images, dy, dx)
             assert_array_close(
-                got_np,
+                got,
                 expected,
                 name,
-                f"{case}; dy = {dy.tolist()}, dx = {dx.tolist()}",
+                full_case,
                 rtol=0,
                 atol=0,
                 dtype="same",
+                expect_type=np.ndarray,
                 what="shifted images",
-                hint=hint or "the result has the input's shape and dtype; "
-                + SHIFT_HINT,
+                hint=hint or SHIFT_HINT,
+            )
+            _shares_memory(
+                got, argument, name, full_case, "shifted images",
+                "return a new array (start from zeros), not the input or a view "
+                "of it",
             )
     passed(name, len(cases))
 
@@ -253,8 +282,9 @@ def check_shift_images(fn) -> None:
 # ---------------------------------------------------------------------------
 
 LOSS_HINT = (
-    "loss_i = logsumexp(logits_i) - logits_i[label_i]; compute logsumexp as "
-    "m + log(sum(exp(logits_i - m))) with m the row's maximum"
+    "use the stable form of the exercise text: each row's log-sum-exp, with that "
+    "row's maximum taken out before exp and added back after the log, minus the "
+    "logit of the row's label"
 )
 
 
@@ -275,57 +305,102 @@ def _loss_cases():
     ]
 
 
-def _loss_diagnosis(got, logits, labels, expected) -> str | None:
+def _loss_candidates(logits, labels) -> list[tuple[np.ndarray, str]]:
+    """The typical unstable or wrong formulas, computed in float64, with their hint."""
     z = np.asarray(logits, dtype=np.float64)
-    if got.shape == () and np.isclose(float(got), expected.mean(), rtol=1e-4):
-        return (
-            "you returned the mean over the examples: return one loss per example "
-            "(reduction='none' in PyTorch)"
-        )
-    if got.shape != expected.shape:
-        return None
+    rows = np.arange(len(z))
+    labels = np.asarray(labels)
     with np.errstate(all="ignore"):
-        if np.allclose(got, -expected, rtol=1e-4, atol=1e-6):
-            return "the sign: the loss is MINUS the log-probability of the label"
-        if np.allclose(got, -np.log(_confidence(z)), rtol=1e-4, atol=1e-6):
-            return (
-                "you used the probability of the PREDICTED class; the loss uses "
-                "the probability of the TRUE label: logits[np.arange(n), labels]"
-            )
+        naive = -np.log((np.exp(z) / np.exp(z).sum(axis=1, keepdims=True))[
+            rows, labels])
+        shifted = np.exp(z - z.max(axis=1, keepdims=True))
+        log_softmax = -np.log((shifted / shifted.sum(axis=1, keepdims=True))[
+            rows, labels])
+        m = z.max()
+        global_max = m + np.log(np.exp(z - m).sum(axis=1)) - z[rows, labels]
+        true = _loss_ref(z, labels)
+        predicted = _loss_ref(z, z.argmax(axis=1))
+    return [
+        (-true, "the sign: the loss is MINUS the log-probability of the label"),
+        (predicted,
+         "you used the probability of the PREDICTED class; the loss uses the "
+         "probability of the TRUE label: pick each row's logit at its label, not "
+         "at its largest value"),
+        (log_softmax,
+         "the probability of the label underflowed to 0 and its log is -inf: never "
+         "take log(softmax); stay with log-probabilities (logsumexp minus the "
+         "label's logit), which never form the probability"),
+        (naive,
+         "exp of a logit in the hundreds or thousands overflows to inf (and inf / "
+         "inf is NaN): take each row's maximum out before exp, as in the "
+         "logsumexp form of the exercise text"),
+        (global_max,
+         "one maximum for the whole batch: a row whose logits all lie far below "
+         "it gets exp(...) = 0 for every class, and log(0) = -inf. Take the "
+         "maximum of each row"),
+    ]
+
+
+def _loss_diagnosis(got, logits, labels, expected) -> str | None:
+    """The hint of the candidate mistake that ``got`` matches, where that candidate
+    differs from the right losses on this case."""
+    if got.shape != (len(labels),):
+        return None
+
+    def close(a, b):
+        return np.allclose(a, b, rtol=1e-4, atol=1e-6, equal_nan=True)
+
+    for candidate, hint in _loss_candidates(logits, labels):
+        if not close(candidate, expected) and close(got, candidate):
+            return hint
     if not np.all(np.isfinite(got)):
         return (
-            "exp of a large logit overflows and the log of a softmax that underflowed "
-            "is -inf: never take log(softmax). " + LOSS_HINT
+            "NaN or inf where every loss is finite: an exp that overflowed or a log "
+            "of 0. " + LOSS_HINT
         )
     return None
 
 
 def check_per_example_loss(fn) -> None:
-    """``fn(logits, labels)`` -> (n,) cross-entropy of each example."""
+    """``fn(logits, labels)`` -> (n,) float NumPy array, cross-entropy per example."""
     name = "check_per_example_loss"
     cases = _loss_cases()
     with _KeepGlobalRandomState():
         for case, logits, labels, tol in cases:
+            expected = _loss_ref(logits, labels)
             with np.errstate(all="ignore"):  # the learner's overflow is reported below
                 got = call_learner(
                     name, case, fn, logits.copy(), labels.copy(), hint=LOSS_HINT,
-                    inplace_hint="subtracting the row maximum with `-=` writes into "
+                    inplace_hint="taking the row maximum out with `-=` writes into "
                     "the caller's logits: subtract into a new array",
                 )
-            expected = _loss_ref(logits, labels)
-            got_np = _as_array(name, case, got, "losses")
+            if (
+                isinstance(got, (float, np.floating))
+                or (isinstance(got, np.ndarray) and got.ndim == 0)
+            ) and np.isclose(float(got), expected.mean(), rtol=1e-4):
+                raise CheckFailed(
+                    name,
+                    case,
+                    f"losses: expected a NumPy array of shape {expected.shape}, got "
+                    f"{describe(got)}: the mean of the expected losses",
+                    "you returned the mean over the examples: return one loss per "
+                    "example (reduction='none' in PyTorch)",
+                )
+            assert_not_none(got, name, case, "losses")
             hint = None
-            if got_np.dtype != object and np.issubdtype(got_np.dtype, np.number):
+            if isinstance(got, np.ndarray) and got.dtype.kind in "fiu":
                 hint = _loss_diagnosis(
-                    got_np.astype(np.float64), logits, labels, expected
+                    got.astype(np.float64), logits, labels, expected
                 )
             assert_array_close(
-                got_np,
+                got,
                 expected,
                 name,
                 case,
                 rtol=tol,
                 atol=tol,
+                dtype="float",
+                expect_type=np.ndarray,
                 what="losses",
                 hint=hint or LOSS_HINT,
             )
@@ -337,8 +412,14 @@ def check_per_example_loss(fn) -> None:
 # ---------------------------------------------------------------------------
 
 CONFUSION_HINT = (
-    "count each (true, predicted) pair with true != predicted (np.add.at on a "
-    "confusion matrix, or collections.Counter), then sort by count, largest first"
+    "count every (true, predicted) pair with true != predicted over all examples "
+    "(collections.Counter, or np.add.at on a confusion matrix), then order the "
+    "pairs by count, largest first, and keep k"
+)
+
+TRIPLES_HINT = (
+    "return a list of tuples (true, predicted, count) of Python ints, e.g. "
+    "[(7, 1, 5), (4, 9, 2)]"
 )
 
 
@@ -367,30 +448,60 @@ def _confusion_cases():
     ]
 
 
-def _as_triples(name, case, got):
+def _as_triples(name, case, got) -> list[tuple[int, int, int]]:
+    """The learner's result, which must be a list of 3-tuples of Python ints."""
     if got is None:
         raise CheckFailed(
             name, case, "got None", "did you forget a `return` statement?"
         )
-    try:
-        items = list(_to_numpy(got))
-        triples = []
-        for item in items:
-            values = list(_to_numpy(item))
-            if len(values) != 3 or any(
-                float(v) != int(v) for v in values
-            ):
-                raise ValueError
-            triples.append(tuple(int(v) for v in values))
-    except Exception:  # noqa: BLE001
-        raise CheckFailed(
-            name,
-            case,
-            f"expected a list of (true, predicted, count) triples of ints, got "
-            f"{describe(got)}",
-            "return e.g. [(7, 1, 5), (4, 9, 2)]",
-        ) from None
-    return triples
+    assert_type(got, list, name, case, "result", TRIPLES_HINT)
+    for k, item in enumerate(got):
+        if not isinstance(item, tuple) or len(item) != 3:
+            raise CheckFailed(
+                name,
+                case,
+                f"entry {k} of your list: expected a tuple (true, predicted, count), "
+                f"got {describe(item)}",
+                TRIPLES_HINT,
+            )
+        wrong = [v for v in item if isinstance(v, bool) or not isinstance(v, int)]
+        if wrong:
+            raise CheckFailed(
+                name,
+                case,
+                f"entry {k} of your list, {describe(item)}: expected Python ints, "
+                f"got {describe(wrong[0])}",
+                "int(v) turns a NumPy integer into a Python int (a NumPy integer "
+                "prints as np.int64(7) in a list)",
+            )
+    return list(got)
+
+
+def _count_diagnosis(triples, mistakes, shown):
+    """Problem and hint for counts that differ from the data, or None."""
+    bad = [(t, p, n) for t, p, n in triples if mistakes.get((t, p), 0) != n]
+    if not bad:
+        return None
+    t, p, n = bad[0]
+    actual = mistakes.get((t, p), 0)
+    problem = f"{shown}\n({t}, {p}, {n}): that pair occurs {actual} time(s)"
+    swapped = {(b, a): c for (a, b), c in mistakes.items()}
+    if all(swapped.get((a, b), 0) == c for a, b, c in triples):
+        return (
+            f"{shown}\n({t}, {p}, {n}): the pair true {t} → predicted {p} occurs "
+            f"{actual} time(s); {n} is the count of true {p} → predicted {t}, and "
+            "every count you returned is that of the reversed pair",
+            "the order is (true, predicted): count the pairs of zip(y_true, y_pred), "
+            "and put the true class first in each tuple",
+        )
+    if all(c == 1 for _, _, c in triples) and any(
+        mistakes.get((a, b), 0) > 1 for a, b, _ in triples
+    ):
+        return (
+            problem + "; every count you returned is 1",
+            "count every occurrence of a pair, not each distinct pair once",
+        )
+    return problem, CONFUSION_HINT
 
 
 def check_top_confusions(fn) -> None:
@@ -399,22 +510,22 @@ def check_top_confusions(fn) -> None:
     cases = _confusion_cases()
     with _KeepGlobalRandomState():
         for case, (y_true, y_pred), k in cases:
+            counts = _pair_counts(y_true, y_pred)
+            mistakes = {pair: n for pair, n in counts.items() if pair[0] != pair[1]}
             got = call_learner(
                 name, case, fn, y_true.copy(), y_pred.copy(), k, hint=CONFUSION_HINT
             )
             triples = _as_triples(name, case, got)
-            counts = _pair_counts(y_true, y_pred)
-            mistakes = {pair: n for pair, n in counts.items() if pair[0] != pair[1]}
             shown = f"you returned {triples}"
             for t, p, n in triples:
                 assert_true(
                     n > 0,
                     name,
                     case,
-                    f"{shown}\n({t}, {p}, 0): a pair that never occurs is not a "
+                    f"{shown}\n({t}, {p}, {n}): a pair that never occurs is not a "
                     "confusion",
-                    "return min(k, number of different mistake pairs) triples, "
-                    "leaving out the pairs with count 0",
+                    "leave out the pairs with count 0: return at most k triples, "
+                    "fewer when fewer different mistakes occur",
                 )
                 assert_true(
                     t != p,
@@ -423,24 +534,9 @@ def check_top_confusions(fn) -> None:
                     f"{shown}\n({t}, {p}) is a correct prediction, not a confusion",
                     "count only the pairs with true != predicted",
                 )
-                actual = mistakes.get((t, p), 0)
-                if actual != n and mistakes.get((p, t), 0) == n:
-                    raise CheckFailed(
-                        name,
-                        case,
-                        f"{shown}\n({t}, {p}, {n}): the pair true {t} → predicted "
-                        f"{p} occurs {actual} time(s); {n} is the count of true "
-                        f"{p} → predicted {t}",
-                        "the order is (true, predicted): "
-                        "count zip(y_true, y_pred), not zip(y_pred, y_true)",
-                    )
-                assert_true(
-                    actual == n,
-                    name,
-                    case,
-                    f"{shown}\n({t}, {p}, {n}): that pair occurs {actual} time(s)",
-                    CONFUSION_HINT,
-                )
+            diagnosis = _count_diagnosis(triples, mistakes, shown)
+            if diagnosis:
+                raise CheckFailed(name, case, *diagnosis)
             assert_true(
                 len({(t, p) for t, p, _ in triples}) == len(triples),
                 name,
@@ -455,8 +551,7 @@ def check_top_confusions(fn) -> None:
                 case,
                 f"{shown}\nexpected {want} triple(s): k = {k} and there are "
                 f"{len(mistakes)} different mistake pairs",
-                "return min(k, number of different mistake pairs) triples; pairs "
-                "that never occur (count 0) are not confusions",
+                "return min(k, number of different mistake pairs) triples",
             )
             got_counts = [n for _, _, n in triples]
             assert_true(
@@ -466,21 +561,18 @@ def check_top_confusions(fn) -> None:
                 f"{shown}\nthe counts are not in decreasing order",
                 "most frequent first: sort by count in descending order",
             )
-            left_out = [n for pair, n in mistakes.items() if pair not in
-                        {(t, p) for t, p, _ in triples}]
-            if triples and left_out and max(left_out) > min(got_counts):
-                missing = max(
-                    (pair for pair in mistakes if pair not in
-                     {(t, p) for t, p, _ in triples}),
-                    key=lambda pair: mistakes[pair],
-                )
-                raise CheckFailed(
-                    name,
-                    case,
-                    f"{shown}\nmissing {missing + (mistakes[missing],)}, which "
-                    f"occurs more often than your last entry",
-                    CONFUSION_HINT,
-                )
+            chosen = {(t, p) for t, p, _ in triples}
+            left_out = [pair for pair in mistakes if pair not in chosen]
+            if triples and left_out:
+                missing = max(left_out, key=lambda pair: mistakes[pair])
+                if mistakes[missing] > min(got_counts):
+                    raise CheckFailed(
+                        name,
+                        case,
+                        f"{shown}\nmissing {missing + (mistakes[missing],)}, which "
+                        f"occurs more often than your last entry",
+                        CONFUSION_HINT,
+                    )
     passed(name, len(cases))
 
 
@@ -489,8 +581,9 @@ def check_top_confusions(fn) -> None:
 # ---------------------------------------------------------------------------
 
 WORST_HINT = (
-    "losses = per_example_loss(logits, labels); wrong = np.flatnonzero(predicted != "
-    "labels); then sort `wrong` by its losses, largest first, and keep k"
+    "compute every example's loss with your per_example_loss, keep the examples "
+    "whose predicted class differs from the label, order those by loss, highest "
+    "first, and return at most k of their indices into the full arrays"
 )
 
 
@@ -523,17 +616,25 @@ def _worst_cases():
 
 
 def _as_indices(name, case, got) -> np.ndarray:
-    arr = _as_array(name, case, got, "indices")
-    if arr.size == 0:
-        return np.zeros(0, dtype=np.int64)
+    if got is None:
+        raise CheckFailed(
+            name, case, "indices: got None", "did you forget a `return` statement?"
+        )
+    assert_type(
+        got, np.ndarray, name, case, "indices",
+        "return a 1-D NumPy array of integer indices (np.flatnonzero and np.argsort "
+        "give them; a list or a tensor is not one)",
+    )
     assert_true(
-        arr.ndim == 1 and (np.issubdtype(arr.dtype, np.integer)),
+        got.ndim == 1 and got.dtype.kind in "iu" and got.dtype.itemsize >= 4,
         name,
         case,
-        f"expected a 1-D array (or list) of integer indices, got {describe(got)}",
-        "np.argsort returns integer indices; keep them as ints",
+        f"indices: expected a 1-D array with an integer dtype (int32 or int64), got "
+        f"{describe(got)}",
+        "indices come from np.flatnonzero or np.argsort: keep their integer dtype "
+        "(an empty result too)",
     )
-    return arr.astype(np.int64)
+    return got.astype(np.int64)
 
 
 def check_worst_mistakes(fn) -> None:
@@ -542,13 +643,17 @@ def check_worst_mistakes(fn) -> None:
     cases = _worst_cases()
     with _KeepGlobalRandomState():
         for case, logits, labels, k in cases:
+            n = len(labels)
+            loss = _loss_ref(logits, labels)
+            wrong = np.flatnonzero(logits.argmax(axis=1) != labels)
+            subset_order = np.argsort(-loss[wrong], kind="stable")[:k]
+            by_confidence = wrong[
+                np.argsort(-_confidence(logits)[wrong], kind="stable")
+            ][:k]
             got = call_learner(
                 name, case, fn, logits.copy(), labels.copy(), k, hint=WORST_HINT
             )
             idx = _as_indices(name, case, got)
-            n = len(labels)
-            loss = _loss_ref(logits, labels)
-            wrong = np.flatnonzero(logits.argmax(axis=1) != labels)
             shown = f"you returned {idx.tolist()}"
             assert_true(
                 bool(np.all((idx >= 0) & (idx < n))),
@@ -564,13 +669,13 @@ def check_worst_mistakes(fn) -> None:
                 f"{shown}\nan index appears twice",
                 WORST_HINT,
             )
-            subset_order = np.argsort(-loss[wrong], kind="stable")[:k]
             not_wrong = [int(i) for i in idx if i not in set(wrong.tolist())]
             if not_wrong:
                 if len(wrong) and np.array_equal(np.sort(idx), np.sort(subset_order)):
                     hint = (
                         "these are positions in the list of mistakes, not indices "
-                        "into logits: map them back with wrong[order]"
+                        "into logits: map each position back to the index of that "
+                        "mistake in the full array"
                     )
                 else:
                     hint = "keep only the mistakes: predicted class != label"
@@ -595,9 +700,6 @@ def check_worst_mistakes(fn) -> None:
                 continue
             got_loss = loss[idx]
             tol = 1e-9 * max(1.0, float(np.abs(loss).max()))
-            by_confidence = wrong[
-                np.argsort(-_confidence(logits)[wrong], kind="stable")
-            ][:k]
             confidence_hint = (
                 "you ranked by the confidence of the prediction; rank by the loss "
                 "-log p(true label): a mistake with a flat distribution can put "
@@ -609,10 +711,11 @@ def check_worst_mistakes(fn) -> None:
                     name,
                     case,
                     f"{shown}\ntheir losses {np.round(got_loss, 3).tolist()} are not "
-                    "in decreasing order",
+                    "in decreasing order"
+                    + (" (they increase)" if increasing else ""),
                     confidence_hint
                     if np.array_equal(idx, by_confidence)
-                    else "highest loss first: sort by -loss (or reverse the argsort)"
+                    else "highest loss first: order by decreasing loss"
                     if increasing
                     else WORST_HINT,
                 )
@@ -639,9 +742,23 @@ def check_worst_mistakes(fn) -> None:
 # ---------------------------------------------------------------------------
 
 RANDOM_HINT = (
-    "dy = rng.integers(-max_shift, max_shift + 1, size=n), the same for dx, then "
-    "return shift_images(images, dy, dx)"
+    "draw one dy and one dx per image from the rng you are given, each uniform over "
+    "the integers -max_shift … max_shift (both ends included), then shift with your "
+    "shift_images"
 )
+
+#: rng.integers(0, 0) raises "high <= 0": the evidence for an excluded upper end.
+EMPTY_RANGE = (
+    r"raised ValueError: high <= ",
+    "with max_shift = 0 the only offset is 0, but your range of integers is empty: "
+    "rng.integers(low, high) never returns high, so the upper end must be "
+    "included (see its endpoint argument)",
+)
+
+#: Chi-square quantiles with tail probability 1e-7 (scipy.stats.chi2.isf(1e-7, df)):
+#: a correct sampler exceeds each with probability below 1e-7.
+CHI2_BOUND = {4: 38.24, 24: 78.64}
+N_DRAWS = 2000
 
 
 def _identify_offsets(got, images, reach):
@@ -667,41 +784,109 @@ def _identify_offsets(got, images, reach):
     return found, rolled
 
 
+def _chi2(counts: np.ndarray) -> float:
+    expected = counts.sum() / counts.size
+    return float(((counts - expected) ** 2 / expected).sum())
+
+
+def _check_uniform(name, case, offsets: np.ndarray, m: int) -> None:
+    """The offsets (n, 2) must look like independent uniform draws from -m … m."""
+    values = np.arange(-m, m + 1)
+    n = len(offsets)
+    dys, dxs = offsets[:, 0], offsets[:, 1]
+    if np.all(dys == dys[0]) and np.all(dxs == dxs[0]):
+        raise CheckFailed(
+            name, case,
+            f"all {n} images got the same offset {tuple(map(int, offsets[0]))}",
+            "draw one (dy, dx) per image: one draw per image for each of dy and dx",
+        )
+    for axis, draws in (("dy", dys), ("dx", dxs)):
+        counts = np.array([int(np.sum(draws == v)) for v in values])
+        shown = f"{axis} = {values.tolist()} occurred {counts.tolist()} times"
+        if np.all(draws == draws[0]):
+            raise CheckFailed(
+                name, case, f"every image got {axis} = {int(draws[0])}",
+                f"draw a new {axis} for every image (size = the number of images)",
+            )
+        if counts[-1] == 0 and counts[0] > 0:
+            raise CheckFailed(
+                name, case,
+                f"in {n} images {axis} never was +{m} = +max_shift: {shown}",
+                "the upper end is missing: rng.integers(low, high) never returns "
+                "high (see its endpoint argument)",
+            )
+        if np.any(counts == 0):
+            raise CheckFailed(
+                name, case, f"in {n} images some values never occurred: {shown}",
+                RANDOM_HINT,
+            )
+        if _chi2(counts) > CHI2_BOUND[2 * m]:
+            ends, middle = counts[[0, -1]].mean(), counts[1:-1].mean()
+            hint = (
+                "the two end values occur about half as often as the others: "
+                "rounding a uniform float gives the ends half a bin; draw integers "
+                "directly"
+                if 0.3 < ends / middle < 0.7
+                else RANDOM_HINT
+            )
+            raise CheckFailed(
+                name, case,
+                f"{shown} in {n} images; uniform draws give about {n // len(values)} "
+                f"each, and counts this uneven with probability below 1e-7",
+                hint,
+            )
+    pairs = np.array([
+        int(np.sum((dys == a) & (dxs == b))) for a in values for b in values
+    ])
+    if _chi2(pairs) > CHI2_BOUND[len(pairs) - 1]:
+        equal = bool(np.all(dys == dxs) or np.all(dys == -dxs))
+        raise CheckFailed(
+            name, case,
+            f"dy and dx are each uniform, but not independent: the {len(pairs)} "
+            f"pairs (dy, dx) occurred between {pairs.min()} and {pairs.max()} times "
+            f"in {n} images (about {n // len(pairs)} each expected)"
+            + ("; dx = ±dy in every image" if equal else ""),
+            "draw dy and dx independently (two separate draws per image)",
+        )
+
+
 def check_random_shift(fn) -> None:
     """``fn(images, max_shift, rng)`` -> each image shifted by its own random offset."""
     name = "check_random_shift"
-    data = np.random.default_rng(26).uniform(0.2, 1.0, size=(400, 6, 7))
+    data = np.random.default_rng(26).uniform(0.2, 1.0, size=(N_DRAWS, 6, 7))
     images = data.astype(np.float32)  # no zero pixels: every offset is visible
     m = 2
+    array_hint = "return the shifted images as one NumPy array (your shift_images does)"
     with _KeepGlobalRandomState():
         case = "max_shift = 0"
         got = call_learner(
             name, case, fn, images[:20].copy(), 0, np.random.default_rng(0),
-            hint=RANDOM_HINT,
+            hint=RANDOM_HINT, evidence=[EMPTY_RANGE],
         )
+        assert_not_none(got, name, case, "images")
         assert_array_close(
-            _as_array(name, case, got, "images"), images[:20], name, case,
-            rtol=0, atol=0, dtype="same", what="images",
+            got, images[:20], name, case,
+            rtol=0, atol=0, dtype="same", expect_type=np.ndarray, what="images",
             hint="with max_shift = 0 every offset is 0: the images come back "
             "unchanged. " + RANDOM_HINT,
         )
 
-        case = f"400 images of 6×7, max_shift = {m}"
+        case = f"{N_DRAWS} images of 6×7, max_shift = {m}"
         got = call_learner(
             name, case, fn, images.copy(), m, np.random.default_rng(0),
             hint=RANDOM_HINT,
             inplace_hint="return new arrays; shift_images already does",
         )
-        got_np = _as_array(name, case, got, "images")
+        assert_type(got, np.ndarray, name, case, "images", array_hint)
         assert_true(
-            got_np.shape == images.shape and got_np.dtype == images.dtype,
+            got.shape == images.shape and got.dtype == images.dtype,
             name,
             case,
             f"expected images of shape {images.shape} and dtype {images.dtype}, "
             f"got {describe(got)}",
             "return only the shifted images, with the input's shape and dtype",
         )
-        found, rolled = _identify_offsets(got_np, images, 5)
+        found, rolled = _identify_offsets(got, images, 5)
         for i, (offset, roll) in enumerate(zip(found, rolled)):
             if offset is None:
                 raise CheckFailed(
@@ -720,37 +905,7 @@ def check_random_shift(fn) -> None:
                     f"max_shift = {m}",
                     RANDOM_HINT,
                 )
-        seen = set(found)
-        assert_true(
-            len(seen) > 1,
-            name,
-            case,
-            f"all 400 images got the same offset {found[0]}",
-            "draw one (dy, dx) per image: size=len(images)",
-        )
-        everything = {(a, b) for a in range(-m, m + 1) for b in range(-m, m + 1)}
-        missing = sorted(everything - seen)
-        if missing:
-            dys, dxs = {a for a, _ in seen}, {b for _, b in seen}
-            if m not in dys or m not in dxs:
-                hint = (
-                    "rng.integers(low, high) never returns high: use "
-                    "rng.integers(-max_shift, max_shift + 1) (or endpoint=True)"
-                )
-            elif all(a == b for a, b in seen) or all(a == -b for a, b in seen):
-                hint = "draw dy and dx independently (two draws per image)"
-            else:
-                hint = (
-                    "draw dy and dx independently and uniformly from "
-                    "-max_shift … max_shift, both ends included"
-                )
-            raise CheckFailed(
-                name,
-                case,
-                f"in 400 images these offsets (dy, dx) never occurred: "
-                f"{missing[:6]}{' …' if len(missing) > 6 else ''}",
-                hint,
-            )
+        _check_uniform(name, case, np.array(found), m)
 
         case = "the same seed twice"
         np.random.seed(1)
@@ -763,11 +918,10 @@ def check_random_shift(fn) -> None:
             name, case, fn, images[:50].copy(), m, np.random.default_rng(5),
             hint=RANDOM_HINT,
         )
+        for result in (first, second):
+            assert_type(result, np.ndarray, name, case, "images", array_hint)
         assert_true(
-            np.array_equal(
-                _as_array(name, case, first, "images"),
-                _as_array(name, case, second, "images"),
-            ),
+            np.array_equal(first, second),
             name,
             case,
             "two calls with rng = np.random.default_rng(5) gave different images",
@@ -777,13 +931,16 @@ def check_random_shift(fn) -> None:
 
         case = "two calls with one generator"
         rng = np.random.default_rng(6)
-        first = call_learner(name, case, fn, images[:50].copy(), m, rng)
-        second = call_learner(name, case, fn, images[:50].copy(), m, rng)
+        first = call_learner(
+            name, case, fn, images[:50].copy(), m, rng, hint=RANDOM_HINT
+        )
+        second = call_learner(
+            name, case, fn, images[:50].copy(), m, rng, hint=RANDOM_HINT
+        )
+        for result in (first, second):
+            assert_type(result, np.ndarray, name, case, "images", array_hint)
         assert_true(
-            not np.array_equal(
-                _as_array(name, case, first, "images"),
-                _as_array(name, case, second, "images"),
-            ),
+            not np.array_equal(first, second),
             name,
             case,
             "two successive calls with the same generator gave the same shifts: "
@@ -816,35 +973,66 @@ def check_final_model(
     assert_true(
         isinstance(model, torch.nn.Module),
         name,
-        "test set",
+        "the model",
         f"expected a torch.nn.Module, got {describe(model)}",
+        "pass the trained model itself (model_augmented()), not a function, its "
+        "outputs or its state_dict",
     )
-    assert_true(
-        not model.training,
-        name,
-        "test set",
-        "the model is in training mode: BatchNorm would normalise each test batch "
-        "with its own statistics",
-        "call model.eval() before evaluating (train_model returns it in eval mode)",
-    )
-    with torch.no_grad():
-        clean = float((model(preprocess(X_clean)).argmax(1).numpy() == y).mean())
-        camera = float((model(preprocess(X_camera)).argmax(1).numpy() == y).mean())
-    assert_true(
-        clean >= at_least,
-        name,
-        "clean test set",
-        f"accuracy {clean:.3f} is below {at_least:.2f}",
-        "was the model trained on the audited labels, for all the epochs?",
-    )
-    assert_true(
-        camera >= at_least_camera,
-        name,
-        "new-camera test set",
-        f"accuracy {camera:.3f} is below {at_least_camera:.2f}",
-        "train with augment=shift_augment (random_shift on every training batch, "
-        "fresh offsets every time), and evaluate on unshifted inputs",
-    )
+    in_training = [
+        sub or type(model).__name__
+        for sub, module in model.named_modules()
+        if module.training
+    ]
+    if model.training:
+        raise CheckFailed(
+            name,
+            "the model",
+            "the model is in training mode: BatchNorm would normalise each test "
+            "batch with its own statistics",
+            "call model.eval() before evaluating (train_model returns it in eval "
+            "mode)",
+        )
+    if in_training:
+        raise CheckFailed(
+            name,
+            "the model",
+            f"the model is in eval mode, but {len(in_training)} of its submodules are "
+            f"in training mode: {', '.join(in_training[:4])}"
+            f"{' …' if len(in_training) > 4 else ''}",
+            "model.eval() switches the model and every submodule; setting "
+            "model.training = False, or calling .train() on a part, does not",
+        )
+    y = np.asarray(y)
+    for case, X, threshold, hint in (
+        ("clean test set", X_clean, at_least,
+         "was the model trained on the audited labels, for all the epochs?"),
+        ("new-camera test set", X_camera, at_least_camera,
+         "train with augment=shift_augment (random_shift on every training batch, "
+         "fresh offsets every time), and evaluate on unshifted inputs"),
+    ):
+        inputs = preprocess(X)
+        with torch.no_grad():
+            out = call_learner(
+                name, case, model, inputs, label="model",
+                hint="the model takes a batch (n, 1, 8, 8) from preprocess and "
+                "returns logits of shape (n, 10)",
+            )
+        assert_true(
+            isinstance(out, torch.Tensor) and tuple(out.shape) == (len(y), 10),
+            name,
+            case,
+            f"the model's output for {len(y)} images: expected a torch.Tensor of "
+            f"logits of shape ({len(y)}, 10), got {describe(out)}",
+            "forward() returns the logits of the last layer, one row per image",
+        )
+        accuracy = float(np.mean(out.detach().cpu().argmax(1).numpy() == y))
+        assert_true(
+            accuracy >= threshold,
+            name,
+            case,
+            f"accuracy {accuracy:.3f} is below {threshold:.2f}",
+            hint,
+        )
     passed(
         name,
         extra=f": eval mode, accuracy ≥ {at_least:.2f} clean and "

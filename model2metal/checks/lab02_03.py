@@ -4,20 +4,31 @@ Conventions the lab states and these checks hold it to:
 
 * a box is ``(x1, y1, x2, y2)`` in pixel-edge coordinates, area ``(x2-x1)·(y2-y1)``
   (no "+1"); a box of zero area is legal and its IoU with anything is 0, never NaN;
+  integer coordinates work as well as float ones;
+* the IoU is exact: intersection / union with nothing added to the union (union 0 is
+  handled on its own), so an IoU of exactly 0.5 is 0.5. NMS (suppress when IoU >
+  threshold) and mAP (match when IoU ≥ threshold) decide on that exact value, and the
+  checks of all three hold the same boundary;
 * NMS suppresses a box when its IoU with a kept box is strictly greater than the
-  threshold; kept indices come sorted by descending score, equal scores lower index
-  first; ``batched_nms`` never lets boxes of different classes suppress each other;
-* AP is the area under the all-point interpolated (monotone envelope) precision-recall
-  curve (PASCAL VOC 2010+); mAP@0.5 matches detections greedily by descending score,
-  each ground-truth box at most once, IoU ≥ threshold; classes without ground truth
-  are left out of the mean;
+  threshold; kept indices come as a 1-D integer NumPy array sorted by descending
+  score, equal scores lower index first (over all classes for ``batched_nms``);
+  ``batched_nms`` never lets boxes of different classes suppress each other;
+* AP (a float) is the area under the all-point interpolated (monotone envelope)
+  precision-recall curve (PASCAL VOC 2010+); mAP@0.5 (a float) matches detections
+  greedily by descending score, each detection claiming the unmatched ground-truth
+  box of its class and image with the highest IoU, if that IoU ≥ threshold; classes
+  without ground truth are left out of the mean;
 * heatmap decoding keeps local maxima (equal to their 3×3 max-pooled value) with a
-  score above ``threshold``, the top ``k`` over all classes; cell ``(y, x)`` has its
-  centre at ``((x + 0.5)·stride, (y + 0.5)·stride)`` and ``wh = (width, height)`` is
-  in output cells.
+  score above ``threshold``, the top ``k`` over all classes, and returns a tuple of
+  NumPy arrays: boxes (n, 4) float32, scores (n,) floats, classes (n,) int64, also
+  when n = 0; cell ``(y, x)`` has its centre at ``((x + 0.5)·stride,
+  (y + 0.5)·stride)`` and ``wh = (width, height)`` is in output cells;
+* training targets are three float32 NumPy arrays (heat, wh, mask).
 
 Every reference here is written with explicit loops, independently of the vectorised
-way the lab asks for.
+way the lab asks for. Expected values are computed before the learner's code runs;
+hints that name a mistake do so only when the learner's result equals that mistake,
+computed by the same loops.
 """
 
 from __future__ import annotations
@@ -29,7 +40,9 @@ import numpy as np
 from .core import (
     CheckFailed,
     assert_array_close,
+    assert_not_none,
     assert_true,
+    assert_type,
     call_learner,
     describe,
     passed,
@@ -62,65 +75,136 @@ def _iou_one(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def _iou_by_loops(a, b) -> np.ndarray:
+def _iou_by_loops(a, b, variant=None) -> np.ndarray:
+    """IoU matrix; ``variant`` 'unclamped' / 'clamp product' computes the candidate
+    mistake of that name, 'union' the union instead of the IoU."""
     out = np.zeros((len(a), len(b)))
     for i in range(len(a)):
         for j in range(len(b)):
-            out[i, j] = _iou_one(a[i], b[j])
+            if variant is None:
+                out[i, j] = _iou_one(a[i], b[j])
+                continue
+            ax1, ay1, ax2, ay2 = (float(v) for v in a[i])
+            bx1, by1, bx2, by2 = (float(v) for v in b[j])
+            iw = min(ax2, bx2) - max(ax1, bx1)
+            ih = min(ay2, by2) - max(ay1, by1)
+            inter = iw * ih if variant != "clamp product" else max(0.0, iw * ih)
+            if variant == "union":
+                inter = max(0.0, iw) * max(0.0, ih)
+            union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
+            out[i, j] = union if variant == "union" else (
+                inter / union if union > 0 else 0.0
+            )
     return out
 
 
-def _order(scores) -> list[int]:
+def _order(scores, ties="lower index") -> list[int]:
     """Indices by descending score, equal scores lower index first."""
-    return sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
+    sign = 1 if ties == "lower index" else -1
+    return sorted(range(len(scores)), key=lambda i: (-float(scores[i]), sign * i))
 
 
-def _nms_by_loops(boxes, scores, thr) -> list[int]:
+def _nms_by_loops(boxes, scores, thr, variant=None) -> list[int]:
+    """Greedy NMS; ``variant`` names a candidate mistake: '>=' (suppress at equality),
+    'suppressed suppress' (every higher-scored box suppresses), 'index order' (boxes
+    visited by index), 'ties' (equal scores: higher index first)."""
+    if variant == "index order":
+        order = list(range(len(scores)))
+    else:
+        order = _order(scores, "higher index" if variant == "ties" else "lower index")
     suppressed = [False] * len(scores)
     keep = []
-    for i in _order(scores):
+    for n, i in enumerate(order):
+        if variant == "suppressed suppress":
+            if all(_iou_one(boxes[i], boxes[j]) <= thr for j in order[:n]):
+                keep.append(i)
+            continue
         if suppressed[i]:
             continue
         keep.append(i)
         for j in range(len(scores)):
-            if not suppressed[j] and j != i and _iou_one(boxes[i], boxes[j]) > thr:
+            iou = _iou_one(boxes[i], boxes[j])
+            hit = iou >= thr if variant == ">=" else iou > thr
+            if not suppressed[j] and j != i and hit:
                 suppressed[j] = True
     return keep
 
 
-def _batched_nms_by_loops(boxes, scores, classes, thr) -> list[int]:
+def _batched_nms_by_loops(boxes, scores, classes, thr, variant=None) -> list[int]:
+    """Class-aware NMS; ``variant``: 'agnostic' (one NMS over all boxes), 'by class'
+    (per-class results concatenated in class order), 'class ties' (sorted by score,
+    equal scores in class order)."""
+    if variant == "agnostic":
+        return _nms_by_loops(boxes, scores, thr)
     keep = []
     for c in sorted(set(int(v) for v in classes)):
         idx = [i for i in range(len(classes)) if int(classes[i]) == c]
         sub = _nms_by_loops([boxes[i] for i in idx], [scores[i] for i in idx], thr)
         keep += [idx[k] for k in sub]
+    if variant == "by class":
+        return keep
+    if variant == "class ties":
+        return sorted(keep, key=lambda i: -float(scores[i]))  # stable: class order
     return sorted(keep, key=lambda i: (-float(scores[i]), i))
 
 
-def _ap_by_loops(recall, precision) -> float:
+def _ap_by_loops(recall, precision, variant=None) -> float:
+    """All-point interpolated AP; ``variant`` names a candidate mistake."""
+    recall = [float(r) for r in recall]
+    precision = [float(p) for p in precision]
+    if variant == "11-point":
+        return sum(
+            max([p for r, p in zip(recall, precision) if r >= t], default=0.0)
+            for t in np.linspace(0, 1, 11)
+        ) / 11
+    if variant == "trapezoid":
+        return sum(
+            (recall[i] - recall[i - 1]) * (precision[i] + precision[i - 1]) / 2
+            for i in range(1, len(recall))
+        )
     ap, prev = 0.0, 0.0
+    if variant == "no recall 0" and recall:
+        prev = recall[0]
     for i in range(len(recall)):
         if recall[i] > prev:
-            ap += (recall[i] - prev) * max(float(p) for p in precision[i:])
-            prev = float(recall[i])
+            if variant == "no envelope":
+                best = precision[i]
+            elif variant == "envelope from the left":
+                best = max(precision[: i + 1])
+            else:
+                best = max(precision[i:])
+            ap += (recall[i] - prev) * best
+            prev = recall[i]
     return ap
 
 
-def _map_by_loops(predictions, ground_truths, num_classes, iou_threshold=0.5):
+def _map_by_loops(
+    predictions, ground_truths, num_classes, iou_threshold=0.5, variant=None
+):
+    """mAP by loops; ``variant`` names a candidate mistake: '>' (strict), 'reuse'
+    (a matched box matches again), 'pooled' (ground truth of every image),
+    'empty class 0' (classes without ground truth count 0), 'per image' (ranked
+    image by image), 'first match' (first unmatched box above the threshold)."""
     aps = []
     for c in range(num_classes):
         gts = [
             [b for b, lab in zip(bx, lb) if int(lab) == c] for bx, lb in ground_truths
         ]
-        n_gt = sum(len(g) for g in gts)
+        if variant == "pooled":
+            pooled = [b for g in gts for b in g]
+            gts = [pooled] * len(gts)
+        n_gt = sum(len(g) for g in gts) if variant != "pooled" else len(gts[0])
         if n_gt == 0:
+            if variant == "empty class 0":
+                aps.append(0.0)
             continue
         dets = []
         for img, (bx, sc, lb) in enumerate(predictions):
             for b, s, lab in zip(bx, sc, lb):
                 if int(lab) == c:
                     dets.append((float(s), len(dets), img, b))
-        dets.sort(key=lambda d: (-d[0], d[1]))
+        if variant != "per image":
+            dets.sort(key=lambda d: (-d[0], d[1]))
         used = [[False] * len(g) for g in gts]
         tp = 0
         recall, precision = [], []
@@ -128,9 +212,14 @@ def _map_by_loops(predictions, ground_truths, num_classes, iou_threshold=0.5):
             best, best_j = -1.0, -1
             for j, g in enumerate(gts[img]):
                 iou = _iou_one(b, g)
-                if not used[img][j] and iou > best:
+                free = variant == "reuse" or not used[img][j]
+                if variant == "first match":
+                    if free and iou >= iou_threshold and best_j < 0:
+                        best, best_j = iou, j
+                elif free and iou > best:
                     best, best_j = iou, j
-            if best_j >= 0 and best >= iou_threshold:
+            hit = best > iou_threshold if variant == ">" else best >= iou_threshold
+            if best_j >= 0 and hit:
                 used[img][best_j] = True
                 tp += 1
             recall.append(tp / n_gt)
@@ -139,7 +228,10 @@ def _map_by_loops(predictions, ground_truths, num_classes, iou_threshold=0.5):
     return float(np.mean(aps)) if aps else 0.0
 
 
-def _decode_by_loops(heat, wh, k, stride, threshold):
+def _decode_by_loops(heat, wh, k, stride, threshold, variant=None):
+    """(class, box, score) of the top-k peaks; ``variant`` names a candidate mistake:
+    'no suppression', 'x/y swapped', 'w/h swapped', 'top k per class', 'no +0.5',
+    'border dropped', '>= threshold'."""
     C, H, W = heat.shape
     found = []
     for c in range(C):
@@ -147,13 +239,30 @@ def _decode_by_loops(heat, wh, k, stride, threshold):
             for x in range(W):
                 v = heat[c, y, x]
                 window = heat[c, max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2]
-                if v > threshold and v >= window.max():
+                above = v >= threshold if variant == ">= threshold" else v > threshold
+                peak = variant == "no suppression" or v >= window.max()
+                if variant == "border dropped" and (
+                    y in (0, H - 1) or x in (0, W - 1)
+                ):
+                    peak = False
+                if above and peak:
                     found.append((float(v), c, y, x))
     found.sort(key=lambda t: -t[0])
+    if variant == "top k per class":
+        chosen = [t for c in range(C) for t in [f for f in found if f[1] == c][:k]]
+    else:
+        chosen = found[:k]
     out = []
-    for s, c, y, x in found[:k]:
+    for s, c, y, x in chosen:
+        if variant == "x/y swapped":
+            y, x = x, y
+            if y >= H or x >= W:
+                return None  # that mistake would have raised
         w, h = float(wh[0, y, x]), float(wh[1, y, x])
-        cx, cy = x + 0.5, y + 0.5
+        if variant == "w/h swapped":
+            w, h = h, w
+        half = 0.0 if variant == "no +0.5" else 0.5
+        cx, cy = x + half, y + half
         box = [(cx - w / 2) * stride, (cy - h / 2) * stride,
                (cx + w / 2) * stride, (cy + h / 2) * stride]
         out.append((c, box, s))
@@ -165,20 +274,28 @@ def _sigma(w: float, h: float) -> float:
     return max(0.5, min(w, h) / 6)
 
 
-def _targets_by_loops(boxes, labels, num_classes, out_h, out_w, stride):
+def _targets_by_loops(boxes, labels, num_classes, out_h, out_w, stride, variant=None):
+    """heat, wh, mask by loops; ``variant`` names a candidate mistake: 'sum' (bumps
+    added), 'x/y swapped', 'wh in pixels', 'rounded centre'."""
     heat = np.zeros((num_classes, out_h, out_w))
     wh = np.zeros((2, out_h, out_w))
     mask = np.zeros((out_h, out_w))
     for (x1, y1, x2, y2), c in zip(boxes, labels):
         w, h = (x2 - x1) / stride, (y2 - y1) / stride
-        cx = min(int(math.floor((x1 + x2) / 2 / stride)), out_w - 1)
-        cy = min(int(math.floor((y1 + y2) / 2 / stride)), out_h - 1)
+        rounding = round if variant == "rounded centre" else math.floor
+        cx = min(int(rounding((x1 + x2) / 2 / stride)), out_w - 1)
+        cy = min(int(rounding((y1 + y2) / 2 / stride)), out_h - 1)
+        if variant == "x/y swapped":
+            cx, cy = min(cy, out_w - 1), min(cx, out_h - 1)
         s = _sigma(w, h)
         for y in range(out_h):
             for x in range(out_w):
                 g = math.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * s * s))
-                heat[int(c), y, x] = max(heat[int(c), y, x], g)
-        wh[:, cy, cx] = (w, h)
+                if variant == "sum":
+                    heat[int(c), y, x] += g
+                else:
+                    heat[int(c), y, x] = max(heat[int(c), y, x], g)
+        wh[:, cy, cx] = (x2 - x1, y2 - y1) if variant == "wh in pixels" else (w, h)
         mask[cy, cx] = 1.0
     return heat, wh, mask
 
@@ -189,9 +306,37 @@ def _random_boxes(rng, n, lo=0.0, hi=30.0, min_side=1.0, max_side=12.0):
     return np.concatenate([xy, xy + side], axis=1)
 
 
+
+
+
+
+def _float_result(got, name, case, what) -> float:
+    """A Python float (np.float64 is one); anything else fails, named."""
+    assert_not_none(got, name, case, what)
+    assert_type(
+        got, float, name, case, what,
+        f"return the {what} as a Python float: float(x) converts a NumPy number, a "
+        "0-d array or tensor.item() a tensor",
+    )
+    return float(got)
+
+
+def _first_match(got, candidates, close) -> str | None:
+    """The hint of the first candidate that ``got`` equals (``close``)."""
+    for candidate, hint in candidates:
+        if candidate is not None and close(got, candidate):
+            return hint
+    return None
+
+
 # ---------------------------------------------------------------------------
 # 1. areas and IoU
 # ---------------------------------------------------------------------------
+
+AREA_HINT = (
+    "one area per row: the box's width times its height, measured in pixel-edge "
+    "coordinates as the data description says (no +1)"
+)
 
 
 def check_box_area(fn) -> None:
@@ -205,13 +350,24 @@ def check_box_area(fn) -> None:
             [[3.0, 3.0, 3.0, 3.0], [0.0, 1.0, 5.0, 1.0], [2.0, 0.0, 2.0, 9.0]]
         ),
         "float32 boxes": _random_boxes(rng, 4).astype(np.float32),
+        "integer coordinates": np.array([[0, 0, 6, 6], [1, 2, 4, 7]]),
         "no boxes, shape (0, 4)": np.zeros((0, 4)),
     }
     for case, boxes in cases.items():
-        got = call_learner(name, case, fn, boxes.copy())
-        expected = np.array(
-            [(b[2] - b[0]) * (b[3] - b[1]) for b in boxes.astype(np.float64)]
-        )
+        b64 = boxes.astype(np.float64)
+        expected = np.array([(b[2] - b[0]) * (b[3] - b[1]) for b in b64])
+        plus_one = np.array([(b[2] - b[0] + 1) * (b[3] - b[1] + 1) for b in b64])
+        got = call_learner(name, case, fn, boxes.copy(), hint=AREA_HINT)
+        assert_not_none(got, name, case, "areas")
+        hint = None
+        if isinstance(got, np.ndarray) and got.shape == expected.shape:
+            hint = _first_match(
+                got.astype(np.float64),
+                [(plus_one, "your areas are (width + 1) × (height + 1): in "
+                  "pixel-edge coordinates a box from x1 to x2 is x2 - x1 wide, "
+                  "with no +1")],
+                lambda a, b: np.allclose(a, b, rtol=1e-5, atol=1e-5),
+            )
         assert_array_close(
             got,
             expected,
@@ -219,10 +375,67 @@ def check_box_area(fn) -> None:
             case,
             rtol=1e-5,
             atol=1e-5,
+            expect_type=np.ndarray,
             what="areas",
-            hint="area = (x2 - x1) * (y2 - y1) per row: no +1, one value per box",
+            hint=hint or AREA_HINT,
         )
     passed(name, len(cases))
+
+
+IOU_HINT = (
+    "per pair: intersection / union; the intersection's width and height are each "
+    "clamped at 0 before they are multiplied, and a pair whose union is 0 has IoU 0"
+)
+
+IOU_INT_HINT = (
+    "integer boxes give an integer intersection, and an output array made like it "
+    "(zeros_like) cannot hold the fractions of the IoU: work in floats"
+)
+
+IOU_EPS_HINT = (
+    "every value that differs is slightly BELOW the exact IoU: is something small "
+    "added to the union? The lab's IoU is exact, because NMS and mAP compare it with "
+    "thresholds and an IoU of exactly 0.5 must stay 0.5; handle a union of 0 on its "
+    "own instead"
+)
+
+IOU_CLAMP_HINT = (
+    "the intersection of two boxes that do not overlap must be 0: clamp the width "
+    "and the height at 0 each, BEFORE multiplying (two negative overlaps make a "
+    "positive product)"
+)
+
+
+def _iou_hint(got, a, b, expected) -> str | None:
+    """A hint with evidence: the learner's matrix equals a computed mistake, has NaN
+    exactly where the union is 0, or lies slightly below the exact values."""
+    if not isinstance(got, np.ndarray) or got.shape != expected.shape:
+        return None
+    if got.dtype.kind not in "fiu" or got.size == 0:
+        return None
+    g = got.astype(np.float64)
+    union = _iou_by_loops(a, b, "union")
+    nan = np.isnan(g)
+    if nan.any() and np.array_equal(nan, union <= 0):
+        return (
+            "NaN exactly where the union is 0 (0 / 0): the IoU of such a pair is 0; "
+            "divide only where the union is positive"
+        )
+    hint = _first_match(
+        g,
+        [(_iou_by_loops(a, b, "unclamped"), IOU_CLAMP_HINT),
+         (_iou_by_loops(a, b, "clamp product"), IOU_CLAMP_HINT)],
+        lambda x, y: not np.allclose(y, expected, rtol=1e-5, atol=1e-6)
+        and np.allclose(x, y, rtol=1e-5, atol=1e-6),
+    )
+    if hint:
+        return hint
+    bad = g != expected
+    if bad.any() and np.all(np.isfinite(g[bad])):
+        below = np.all(g[bad] < expected[bad])
+        if below and np.all(expected[bad] - g[bad] <= 1e-6 * expected[bad]):
+            return IOU_EPS_HINT
+    return None
 
 
 def check_pairwise_iou(fn) -> None:
@@ -230,49 +443,77 @@ def check_pairwise_iou(fn) -> None:
     name = "check_pairwise_iou"
     rng = np.random.default_rng(21)
     same = _random_boxes(rng, 3)
+    loose, exact = (1e-5, 1e-6), (0.0, 0.0)
     cases = {
-        "3 random boxes against 4": (_random_boxes(rng, 3), _random_boxes(rng, 4)),
+        "3 random boxes against 4": (_random_boxes(rng, 3), _random_boxes(rng, 4),
+                                     loose),
         "disjoint boxes, one above-left of the other": (
             np.array([[0.0, 0.0, 1.0, 1.0]]),
             np.array([[2.0, 2.0, 3.0, 3.0]]),
+            loose,
         ),
         "disjoint in x, overlapping in y": (
             np.array([[0.0, 0.0, 2.0, 2.0]]),
             np.array([[3.0, 0.0, 5.0, 2.0], [1.0, 1.0, 3.0, 3.0]]),
+            loose,
         ),
         "boxes that only touch along an edge": (
             np.array([[0.0, 0.0, 2.0, 2.0]]),
             np.array([[2.0, 0.0, 4.0, 2.0]]),
+            loose,
         ),
-        "a set against itself (diagonal is 1)": (same, same.copy()),
+        "a set against itself (diagonal is 1)": (same, same.copy(), loose),
         "one box inside another": (
             np.array([[0.0, 0.0, 4.0, 4.0]]),
             np.array([[1.0, 1.0, 3.0, 3.0]]),
+            loose,
         ),
         "zero-area boxes (union can be 0)": (
             np.array([[1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 2.0]]),
             np.array([[1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 2.0, 2.0], [5, 5, 6, 6.0]]),
+            loose,
         ),
-        "no boxes in a, shape (0, 4) against 3": (np.zeros((0, 4)), same.copy()),
-        "3 boxes against no boxes": (same.copy(), np.zeros((0, 4))),
+        # The next cell of the lab calls pairwise_iou on integer arrays.
+        "integer coordinates": (
+            np.array([[0, 0, 6, 6], [10, 10, 13, 12]]),
+            np.array([[1, 1, 7, 7], [2, 2, 8, 8], [11, 10, 14, 12]]),
+            loose,
+        ),
+        # IoUs of 1/2, 1/4 and 1: exact in every float format, so compared exactly.
+        "IoU exactly 0.5, 0.25 and 1 (the thresholds see these values)": (
+            np.array([[0.0, 0.0, 4.0, 2.0]]),
+            np.array([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 1.0, 2.0],
+                      [0.0, 0.0, 4.0, 2.0], [0.0, 0.0, 4.0, 4.0]]),
+            exact,
+        ),
+        "no boxes in a, shape (0, 4) against 3": (np.zeros((0, 4)), same.copy(),
+                                                  loose),
+        "3 boxes against no boxes": (same.copy(), np.zeros((0, 4)), loose),
         "float32, 6 against 2": (
             _random_boxes(rng, 6).astype(np.float32),
             _random_boxes(rng, 2).astype(np.float32),
+            loose,
         ),
     }
-    for case, (a, b) in cases.items():
-        got = call_learner(name, case, fn, a.copy(), b.copy())
+    for case, (a, b, (rtol, atol)) in cases.items():
+        expected = _iou_by_loops(a, b)
+        got = call_learner(
+            name, case, fn, a.copy(), b.copy(), hint=IOU_HINT,
+            evidence=[(r"Cannot cast ufunc|casting rule", IOU_INT_HINT)]
+            if a.dtype.kind == "i" else (),
+        )
+        assert_not_none(got, name, case, "IoU matrix")
         assert_array_close(
             got,
-            _iou_by_loops(a, b),
+            expected,
             name,
             case,
-            rtol=1e-5,
-            atol=1e-6,
+            rtol=rtol,
+            atol=atol,
+            dtype="float",
+            expect_type=np.ndarray,
             what="IoU matrix",
-            hint="intersection width = max(0, min(x2) - max(x1)) (clamp BEFORE "
-            "multiplying: two negative overlaps make a positive product); "
-            "IoU = inter / union, and 0 where the union is 0",
+            hint=_iou_hint(got, a, b, expected) or IOU_HINT,
         )
     passed(name, len(cases))
 
@@ -282,23 +523,39 @@ def check_pairwise_iou(fn) -> None:
 # ---------------------------------------------------------------------------
 
 
-def _as_index_list(got, name, case):
-    arr = np.asarray(got) if got is not None else None
+def _as_index_list(got, name, case) -> list[int]:
+    assert_not_none(got, name, case, "kept indices")
+    assert_type(
+        got, np.ndarray, name, case, "kept indices",
+        "return the kept indices as a 1-D NumPy array with an integer dtype",
+    )
     assert_true(
-        arr is not None and arr.ndim == 1 and (arr.size == 0 or arr.dtype.kind in "iu"),
+        got.ndim == 1 and got.dtype.kind in "iu" and got.dtype.itemsize >= 4,
         name,
         case,
-        f"expected a 1-D array of integer indices, got {describe(got)}",
-        "return np.array(keep, dtype=np.int64)",
+        f"kept indices: expected a 1-D array with an integer dtype (int32 or int64), "
+        f"got {describe(got)}",
+        "indices are integers: give the array an integer dtype, an empty one too",
     )
-    return [int(v) for v in arr]
+    return [int(v) for v in got]
 
 
 _NMS_HINT = (
-    "visit boxes by descending score (np.argsort(-scores, kind='stable') keeps the "
-    "lower index first on ties); keep the best remaining box, then drop every "
-    "remaining box whose IoU with IT is > iou_threshold; repeat"
+    "visit the boxes from the highest score down (equal scores: lower index first); "
+    "a box still there is kept and removes every remaining box whose IoU with IT is "
+    "greater than iou_threshold; repeat until no box is left"
 )
+
+_NMS_VARIANTS = {
+    ">=": "an IoU equal to iou_threshold survives: suppress only when the IoU is "
+    "strictly greater",
+    "suppressed suppress": "a box was removed by a box that had itself been "
+    "suppressed: only a KEPT box removes others, so compare with IT, the box just "
+    "kept",
+    "index order": "the boxes were visited in index order: visit them by descending "
+    "score",
+    "ties": "equal scores: the box with the lower index comes first",
+}
 
 
 def _nms_cases(rng):
@@ -346,27 +603,58 @@ def check_nms(fn) -> None:
     name = "check_nms"
     cases = _nms_cases(np.random.default_rng(22))
     for case, (boxes, scores, thr) in cases.items():
-        got = call_learner(name, case, fn, boxes.copy(), scores.copy(), thr)
-        keep = _as_index_list(got, name, case)
         expected = _nms_by_loops(boxes, scores, thr)
-        if keep != expected:
-            problem = f"kept indices: expected {expected}, got {keep}"
-            overlap = [
-                (i, j)
-                for n, i in enumerate(keep)
-                for j in keep[n + 1 :]
-                if _iou_one(boxes[i], boxes[j]) > thr
-            ]
-            if overlap:
-                i, j = overlap[0]
-                problem += (
-                    f"\nboxes {i} and {j} are both kept although their IoU is "
-                    f"{_iou_one(boxes[i], boxes[j]):.3f} > {thr}"
-                )
-            elif sorted(keep) == sorted(expected):
-                problem += "\nthe right boxes, in the wrong order"
-            raise CheckFailed(name, case, problem, _NMS_HINT)
+        variants = {v: _nms_by_loops(boxes, scores, thr, v) for v in _NMS_VARIANTS}
+        got = call_learner(
+            name, case, fn, boxes.copy(), scores.copy(), thr, hint=_NMS_HINT,
+            inplace_hint="the caller still needs its boxes and scores: mark "
+            "suppressed boxes in an array of your own (or shrink a list of "
+            "indices), not by overwriting the scores",
+        )
+        keep = _as_index_list(got, name, case)
+        if keep == expected:
+            continue
+        problem = f"kept indices: expected {expected}, got {keep}"
+        hint = next(
+            (_NMS_VARIANTS[v] for v, result in variants.items()
+             if result != expected and result == keep),
+            _NMS_HINT,
+        )
+        overlap = [
+            (i, j)
+            for n, i in enumerate(keep)
+            for j in keep[n + 1 :]
+            if _iou_one(boxes[i], boxes[j]) > thr
+        ]
+        if overlap:
+            i, j = overlap[0]
+            problem += (
+                f"\nboxes {i} and {j} are both kept although their IoU is "
+                f"{_iou_one(boxes[i], boxes[j]):.3f} > {thr}"
+            )
+        elif sorted(keep) == sorted(expected):
+            problem += "\nthe right boxes, in the wrong order"
+            if hint == _NMS_HINT:
+                hint = "return the kept boxes by descending score (equal scores: " \
+                    "lower index first)"
+        raise CheckFailed(name, case, problem, hint)
     passed(name, len(cases))
+
+
+_BATCHED_HINT = (
+    "boxes of different classes must never suppress each other: run NMS per class "
+    "(or move each class's boxes far apart), then order all kept indices by "
+    "descending score, equal scores lower index first"
+)
+
+_BATCHED_VARIANTS = {
+    "agnostic": "a box was suppressed by a box of ANOTHER class: boxes of different "
+    "classes must never suppress each other",
+    "by class": "your indices come class by class: sort all kept indices by "
+    "descending score",
+    "class ties": "equal scores in different classes came in class order: equal "
+    "scores put the lower index first, over all classes",
+}
 
 
 def check_batched_nms(fn) -> None:
@@ -389,6 +677,13 @@ def check_batched_nms(fn) -> None:
             np.array([1, 1, 0, 0]),
             0.5,
         ),
+        "equal scores in different classes (ties: lower index first)": (
+            np.array([[0, 0, 2, 2], [5, 5, 7, 7], [10, 0, 12, 2], [20, 0, 22, 2],
+                      [30, 0, 32, 2.0]]),
+            np.array([0.5, 0.9, 0.5, 0.5, 0.2]),
+            np.array([1, 2, 0, 2, 0]),
+            0.5,
+        ),
         "one class only (same as nms)": (
             rand[:10],
             rng.uniform(size=10),
@@ -403,24 +698,32 @@ def check_batched_nms(fn) -> None:
         ),
     }
     for case, (boxes, scores, classes, thr) in cases.items():
+        expected = _batched_nms_by_loops(boxes, scores, classes, thr)
+        variants = {
+            v: _batched_nms_by_loops(boxes, scores, classes, thr, v)
+            for v in _BATCHED_VARIANTS
+        }
         got = call_learner(
-            name, case, fn, boxes.copy(), scores.copy(), classes.copy(), thr
+            name, case, fn, boxes.copy(), scores.copy(), classes.copy(), thr,
+            hint=_BATCHED_HINT,
+            inplace_hint="moving the boxes apart with `+=` shifts the caller's "
+            "boxes: compute the moved boxes into a new array",
         )
         keep = _as_index_list(got, name, case)
-        expected = _batched_nms_by_loops(boxes, scores, classes, thr)
-        if keep != expected:
-            problem = f"kept indices: expected {expected}, got {keep}"
-            hint = (
-                "boxes of different classes must never suppress each other: run "
-                "nms per class (or shift each class's boxes far apart), then sort "
-                "all kept indices by descending score"
-            )
-            if set(keep) < set(expected):
-                missing = sorted(set(expected) - set(keep))
-                problem += f"\nmissing {missing}: suppressed by a box of another class?"
-            elif sorted(keep) == sorted(expected):
-                problem += "\nthe right boxes, in the wrong order"
-            raise CheckFailed(name, case, problem, hint)
+        if keep == expected:
+            continue
+        problem = f"kept indices: expected {expected}, got {keep}"
+        hint = next(
+            (_BATCHED_VARIANTS[v] for v, result in variants.items()
+             if result != expected and result == keep),
+            _BATCHED_HINT,
+        )
+        if set(keep) < set(expected):
+            missing = sorted(set(expected) - set(keep))
+            problem += f"\nmissing {missing}"
+        elif sorted(keep) == sorted(expected):
+            problem += "\nthe right boxes, in the wrong order"
+        raise CheckFailed(name, case, problem, hint)
     passed(name, len(cases))
 
 
@@ -432,6 +735,26 @@ def check_batched_nms(fn) -> None:
 def _pr_from_hits(hits, n_gt):
     tp = np.cumsum(hits)
     return tp / n_gt, tp / np.arange(1, len(hits) + 1)
+
+
+_AP_HINT = (
+    "AP sums, over the points where recall grows (starting from recall 0), the "
+    "recall step times the best precision at that recall or any higher one (the "
+    "formula above the exercise)"
+)
+
+_AP_VARIANTS = {
+    "no envelope": "you used each point's own precision: replace it by the best "
+    "precision at that recall or any HIGHER one first (the envelope makes the curve "
+    "monotone)",
+    "envelope from the left": "your envelope looks to the left: take the best "
+    "precision at the same or a HIGHER recall, scanning from the end",
+    "trapezoid": "that is the trapezoid rule between the points: AP is a sum of "
+    "rectangles, recall step times enveloped precision, with recall starting at 0",
+    "11-point": "that is the 11-point interpolation of VOC 2007: this lab's AP sums "
+    "over every point where recall grows",
+    "no recall 0": "the first step, from recall 0 to the first recall, is missing",
+}
 
 
 def check_average_precision(fn) -> None:
@@ -451,26 +774,27 @@ def check_average_precision(fn) -> None:
         ),
     }
     for case, (recall, precision) in cases.items():
-        got = call_learner(name, case, fn, recall.copy(), precision.copy())
-        assert_true(
-            isinstance(got, (float, int, np.floating, np.integer))
-            or (np.ndim(got) == 0 and got is not None),
-            name,
-            case,
-            f"expected a number, got {describe(got)}",
-            "return a float",
+        expected = _ap_by_loops(recall, precision)
+        variants = {v: _ap_by_loops(recall, precision, v) for v in _AP_VARIANTS}
+        got = call_learner(
+            name, case, fn, recall.copy(), precision.copy(), hint=_AP_HINT
+        )
+        value = _float_result(got, name, case, "AP")
+        hint = _first_match(
+            value,
+            [(v, _AP_VARIANTS[k]) for k, v in variants.items()],
+            lambda x, y: not math.isclose(y, expected, abs_tol=1e-9)
+            and math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9),
         )
         assert_array_close(
-            np.float64(got),
-            np.float64(_ap_by_loops(recall, precision)),
+            np.float64(value),
+            np.float64(expected),
             name,
             case,
             rtol=1e-9,
             atol=1e-9,
             what="AP",
-            hint="make precision monotone first (p[i] = max(p[i:]), scanning from "
-            "the end), then sum (r[i] - r[i-1]) * p[i] over the points where recall "
-            "grows, starting from recall 0",
+            hint=hint or _AP_HINT,
         )
     passed(name, len(cases))
 
@@ -528,6 +852,16 @@ def _map_cases(rng):
             1,
             {},
         ),
+        # D1 overlaps G1 (IoU 0.54) and G2 (0.82): it claims G2, the best match;
+        # D2 overlaps only G2 above 0.5 and is a false positive; D3 claims G1.
+        # Taking the first box above 0.5 gives D1 G1, D2 G2 and D3 nothing.
+        "a detection overlapping two ground truths (best match, not first)": (
+            [_img([[3, 0, 13, 10], [5, 0, 15, 10], [0, 0, 10, 10]],
+                  [0.9, 0.8, 0.7], [0, 0, 0])],
+            [_img([[0, 0, 10, 10], [4, 0, 14, 10]], [0, 0])],
+            1,
+            {},
+        ),
         "the right box in the wrong image": (
             [_img([A], [0.9], [0]), _img([A, B], [0.8, 0.6], [0, 0])],
             [_img([A], [0]), _img([B], [0])],
@@ -553,11 +887,45 @@ def _map_cases(rng):
     }
 
 
+_MAP_HINT = (
+    "per class, rank the detections of all images by score; a detection is a true "
+    "positive when it claims an unmatched ground-truth box of its class in its own "
+    "image with IoU >= iou_threshold (the best such box), and a false positive "
+    "otherwise; classes without ground truth are left out of the mean"
+)
+
+_MAP_VARIANTS = {
+    ">": "a match needs IoU >= iou_threshold, and this detection's IoU is exactly "
+    "the threshold: check the comparison, and that your IoU is exact (an epsilon "
+    "added to the union makes 0.5 come out just below it)",
+    "reuse": "a second detection of an already matched ground-truth box counted as "
+    "a true positive: each ground-truth box is matched at most once",
+    "pooled": "a detection matched a ground-truth box of another image: match only "
+    "within the SAME image",
+    "empty class 0": "a class without ground truth counted as AP 0: leave it out of "
+    "the mean (its AP is undefined)",
+    "per image": "the detections were ranked image by image: rank all detections of "
+    "a class by score, over all images",
+    "first match": "a detection claimed the FIRST unmatched box above the threshold: "
+    "it claims the one with the highest IoU",
+}
+
+
 def check_map_at_50(fn) -> None:
     """``fn(predictions, ground_truths, num_classes, iou_threshold=0.5)`` → mAP."""
     name = "check_map_at_50"
     cases = _map_cases(np.random.default_rng(25))
     for case, (preds, gts, num_classes, kw) in cases.items():
+        expected = _map_by_loops(preds, gts, num_classes, **kw)
+        variants = [
+            (_map_by_loops(preds, gts, num_classes, variant=v, **kw), hint)
+            for v, hint in _MAP_VARIANTS.items()
+        ]
+        if kw.get("iou_threshold", 0.5) != 0.5:
+            variants.append((
+                _map_by_loops(preds, gts, num_classes),
+                "the result is the mAP at IoU 0.5: use the iou_threshold argument",
+            ))
         got = call_learner(
             name,
             case,
@@ -565,29 +933,27 @@ def check_map_at_50(fn) -> None:
             [tuple(a.copy() for a in p) for p in preds],
             [tuple(a.copy() for a in g) for g in gts],
             num_classes,
+            hint=_MAP_HINT,
+            inplace_hint="sort, filter or convert into new arrays: the caller's "
+            "predictions and ground truths must stay as they were",
             **kw,
         )
-        assert_true(
-            got is not None and np.ndim(got) == 0,
-            name,
-            case,
-            f"expected one number (the mAP), got {describe(got)}",
-            "return the mean of the per-class APs as a float",
+        value = _float_result(got, name, case, "mAP")
+        hint = _first_match(
+            value,
+            variants,
+            lambda x, y: not math.isclose(y, expected, abs_tol=1e-6)
+            and math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-6),
         )
-        expected = _map_by_loops(preds, gts, num_classes, **kw)
         assert_array_close(
-            np.float64(got),
+            np.float64(value),
             np.float64(expected),
             name,
             case,
             rtol=1e-6,
             atol=1e-6,
             what="mAP",
-            hint="per class: rank all detections of all images by score; a "
-            "detection is a true positive if its IoU with a not-yet-matched ground "
-            "truth box of the same class in the SAME image is >= iou_threshold "
-            "(a second detection of a matched box is a false positive); leave "
-            "classes without ground truth out of the mean",
+            hint=hint or _MAP_HINT,
         )
     passed(name, len(cases))
 
@@ -633,20 +999,32 @@ def _decode_cases(rng):
         "k larger than the number of peaks": (three, wh_rand, dict(k=50, stride=4)),
         "k smaller: top 2 over all classes": (three, wh_rand, dict(k=2, stride=4)),
         "a score threshold": (three, wh, dict(k=10, stride=1, threshold=0.6)),
+        "no peak: an empty heatmap gives 0 detections": (
+            np.zeros((2, H, W), np.float32), wh, dict(k=10, stride=2)
+        ),
         "random scores, 3 classes, stride 4": (noisy, wh_rand, dict(k=8, stride=4)),
     }
 
 
+_DECODE_FORMAT = (
+    "return a tuple (boxes, scores, classes) of NumPy arrays: boxes (n, 4) float32, "
+    "scores (n,), classes (n,) int64, with these shapes and dtypes also when n = 0"
+)
+
+
 def _as_detections(got, name, case):
-    ok = isinstance(got, (tuple, list)) and len(got) == 3
+    assert_not_none(got, name, case, "detections")
+    ok = isinstance(got, tuple) and len(got) == 3
     assert_true(
         ok,
         name,
         case,
         f"expected a tuple (boxes, scores, classes), got {describe(got)}",
-        "return boxes, scores, classes",
+        _DECODE_FORMAT,
     )
-    boxes, scores, classes = (np.asarray(v) for v in got)
+    for what, value in zip(("boxes", "scores", "classes"), got):
+        assert_type(value, np.ndarray, name, case, what, _DECODE_FORMAT)
+    boxes, scores, classes = got
     n = scores.shape[0] if scores.ndim == 1 else -1
     assert_true(
         n >= 0 and boxes.shape == (n, 4) and classes.shape == (n,),
@@ -654,32 +1032,83 @@ def _as_detections(got, name, case):
         case,
         f"expected boxes (n, 4), scores (n,), classes (n,), got shapes "
         f"{boxes.shape}, {scores.shape}, {classes.shape}",
-        "one row per detection",
+        _DECODE_FORMAT,
     )
+    for what, value, ok, wanted in (
+        ("boxes", boxes, boxes.dtype == np.float32, "float32"),
+        ("scores", scores, scores.dtype.kind == "f", "a floating-point dtype"),
+        ("classes", classes, classes.dtype == np.int64, "int64"),
+    ):
+        assert_true(
+            ok, name, case, f"{what}: expected {wanted}, got dtype {value.dtype}",
+            _DECODE_FORMAT,
+        )
     return boxes.astype(np.float64), scores.astype(np.float64), classes
+
+
+def _rows(detections) -> np.ndarray:
+    """Detections as sorted rows (-score, class, x1, y1, x2, y2): equal scores may
+    come in any order."""
+    rows = sorted((-s, int(c), *np.round(b, 4)) for c, b, s in detections)
+    return np.array(rows, dtype=np.float64).reshape(-1, 6)
+
+
+_DECODE_HINT = (
+    "a peak is a cell equal to the max of its 3x3 neighbourhood (padding that never "
+    "wins) with score > threshold; take the top k over all classes; cell (y, x) has "
+    "its centre at (x + 0.5, y + 0.5) cells times the stride; wh[0] is the width and "
+    "wh[1] the height, in cells"
+)
+
+_DECODE_VARIANTS = {
+    "no suppression": "you kept cells that are not local maxima: a peak equals the "
+    "max of its 3x3 neighbourhood",
+    "x/y swapped": "x and y are swapped: heatmap[c, y, x] is row y, column x, and a "
+    "box is (x1, y1, x2, y2)",
+    "w/h swapped": "width and height are swapped: wh[0] is the width and wh[1] the "
+    "height",
+    "top k per class": "you kept the top k of each class: k counts the detections of "
+    "all classes together",
+    "no +0.5": "the boxes are half a cell off: cell (y, x) has its centre at "
+    "(x + 0.5, y + 0.5) cells",
+    "border dropped": "the peaks on the border are missing: pad with a value that "
+    "never wins (-inf), so a border cell can be a peak",
+    ">= threshold": "a score equal to the threshold was kept: keep scores strictly "
+    "greater than threshold",
+}
 
 
 def check_decode_heatmap(fn) -> None:
     """``fn(heatmap, wh, k, stride=, threshold=)`` → (boxes, scores, classes)."""
     name = "check_decode_heatmap"
     cases = _decode_cases(np.random.default_rng(26))
-    hint = (
-        "a peak is a cell equal to the max of its 3x3 neighbourhood (pad the border "
-        "with -inf) with score > threshold; take the top k over all classes; cell "
-        "(y, x) has centre ((x + 0.5) * stride, (y + 0.5) * stride); wh[0] is the "
-        "width and wh[1] the height, in cells"
-    )
     for case, (heat, wh, kw) in cases.items():
         kw = {"threshold": 0.0, **kw}
-        got = call_learner(name, case, fn, heat.copy(), wh.copy(), **kw)
+        args = (heat, wh, kw["k"], kw["stride"], kw["threshold"])
+        expected = _decode_by_loops(*args)
+        ref = _rows(expected)
+        variants = [
+            (_decode_by_loops(*args, variant=v), hint)
+            for v, hint in _DECODE_VARIANTS.items()
+        ]
+        got = call_learner(
+            name, case, fn, heat.copy(), wh.copy(), hint=_DECODE_HINT, **kw
+        )
         boxes, scores, classes = _as_detections(got, name, case)
-        expected = _decode_by_loops(heat, wh, kw["k"], kw["stride"], kw["threshold"])
+        mine = _rows(zip(classes, boxes, scores))
+        hint = _first_match(
+            mine,
+            [(_rows(v), h) for v, h in variants if v is not None],
+            lambda x, y: x.shape == y.shape
+            and not (y.shape == ref.shape and np.allclose(y, ref, atol=1e-4))
+            and np.allclose(x, y, rtol=1e-5, atol=1e-4),
+        )
         if len(scores) != len(expected):
             raise CheckFailed(
                 name,
                 case,
                 f"expected {len(expected)} detections, got {len(scores)}",
-                hint,
+                hint or _DECODE_HINT,
             )
         assert_true(
             bool(np.all(np.diff(scores) <= 0)),
@@ -688,26 +1117,15 @@ def check_decode_heatmap(fn) -> None:
             f"scores must come in descending order, got {describe(scores)}",
             "sort the peaks by score, highest first",
         )
-        assert_true(
-            classes.size == 0 or classes.dtype.kind in "iu",
-            name,
-            case,
-            f"classes must be integers, got dtype {classes.dtype}",
-        )
-        # equal scores may come in any order: compare sorted copies
-        mine = sorted(
-            (-s, int(c), *np.round(b, 4)) for b, s, c in zip(boxes, scores, classes)
-        )
-        ref = sorted((-s, c, *np.round(b, 4)) for c, b, s in expected)
         assert_array_close(
-            np.array(mine).reshape(-1, 6),
-            np.array(ref).reshape(-1, 6),
+            mine,
+            ref,
             name,
             case,
             rtol=1e-5,
             atol=1e-4,
             what="detections as rows (-score, class, x1, y1, x2, y2), sorted",
-            hint=hint,
+            hint=hint or _DECODE_HINT,
         )
     passed(name, len(cases))
 
@@ -715,6 +1133,22 @@ def check_decode_heatmap(fn) -> None:
 # ---------------------------------------------------------------------------
 # 5. training targets
 # ---------------------------------------------------------------------------
+
+_TARGETS_HINT = (
+    "the centre cell is the box centre divided by the stride, rounded down; "
+    "heat[c] is the element-wise maximum of the Gaussian bumps of "
+    "the objects of class c, each with gaussian_sigma of the box size in cells; wh "
+    "holds (width, height) in cells at the centre cell, and mask is 1 there"
+)
+
+_TARGETS_VARIANTS = {
+    "sum": "where two bumps of one class overlap you ADDED them (values above 1): "
+    "combine bumps by element-wise MAX",
+    "x/y swapped": "the centre cell has x and y swapped: heat[c, y, x], mask[y, x]",
+    "wh in pixels": "the sizes are in pixels: wh is (width, height) / stride, in "
+    "output cells",
+    "rounded centre": "the centre cell was rounded: take floor(centre / stride)",
+}
 
 
 def check_make_targets(fn) -> None:
@@ -735,33 +1169,49 @@ def check_make_targets(fn) -> None:
         ),
         "an image without objects": (np.zeros((0, 4)), [], 3, 8, 8, 2),
     }
-    hint = (
-        "centre cell = floor(box centre / stride), clipped to the grid; heat[c] is "
-        "the element-wise MAX of exp(-((x-cx)^2 + (y-cy)^2) / (2 sigma^2)) over the "
-        "objects of class c, sigma = gaussian_sigma(w, h); wh[:, cy, cx] = (width, "
-        "height) / stride; mask[cy, cx] = 1"
-    )
+    fmt = "return heat, wh, mask: three float32 NumPy arrays"
     for case, (boxes, labels, C, oh, ow, stride) in cases.items():
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         labels = np.asarray(labels, dtype=np.int64)
+        geometry = (boxes, labels, C, oh, ow, stride)
+        heat, wh, mask = _targets_by_loops(*geometry)
+        variants = {v: _targets_by_loops(*geometry, v) for v in _TARGETS_VARIANTS}
         got = call_learner(
-            name, case, fn, boxes.copy(), labels.copy(), C, oh, ow, stride
+            name, case, fn, boxes.copy(), labels.copy(), C, oh, ow, stride,
+            hint=_TARGETS_HINT,
         )
-        ok = isinstance(got, (tuple, list)) and len(got) == 3
+        assert_not_none(got, name, case, "targets")
+        ok = isinstance(got, tuple) and len(got) == 3
         assert_true(
-            ok, name, case, f"expected (heat, wh, mask), got {describe(got)}",
-            "return heat, wh, mask",
+            ok, name, case, f"expected a tuple (heat, wh, mask), got {describe(got)}",
+            fmt,
         )
-        heat, wh, mask = _targets_by_loops(boxes, labels, C, oh, ow, stride)
-        assert_array_close(
-            got[2], mask, name, case, atol=1e-6, what="mask", hint=hint
+        for what, value in zip(("heat", "wh", "mask"), got):
+            assert_type(value, np.ndarray, name, case, what, fmt)
+        got_heat, got_wh, got_mask = got
+        at_centres = (
+            np.where(mask > 0, got_wh, 0.0) if got_wh.shape == wh.shape else got_wh
         )
-        assert_array_close(
-            got[0], heat, name, case, rtol=1e-4, atol=1e-5, dtype=np.float32,
-            what="heat", hint=hint,
-        )
-        assert_array_close(
-            np.asarray(got[1]) * mask, wh, name, case, rtol=1e-5, atol=1e-5,
-            what="wh at the centre cells", hint=hint,
+        for what, value, want, index in (
+            ("mask", got_mask, mask, 2),
+            ("heat", got_heat, heat, 0),
+            ("wh at the centre cells", at_centres, wh, 1),
+        ):
+            hint = None
+            if value.shape == want.shape and value.dtype.kind in "fiu":
+                hint = next(
+                    (_TARGETS_VARIANTS[v] for v, result in variants.items()
+                     if not np.allclose(result[index], want, atol=1e-5)
+                     and np.allclose(value, result[index], rtol=1e-4, atol=1e-5)),
+                    None,
+                )
+            assert_array_close(
+                value, want, name, case, rtol=1e-4, atol=1e-5,
+                dtype=np.float32 if index != 1 else None,
+                what=what, hint=hint or _TARGETS_HINT,
+            )
+        assert_true(
+            got_wh.dtype == np.float32, name, case,
+            f"wh: expected dtype float32, got dtype {got_wh.dtype}", fmt,
         )
     passed(name, len(cases))
