@@ -370,3 +370,11 @@ def test_float32_rounding_is_named_and_printed_with_enough_digits():
     # a real mistake in float32 is not called a precision problem
     msg = fails(assert_array_close, np.zeros(2, np.float32), expected, "c", "k")
     assert "precision" not in msg
+
+
+def test_a_librarys_not_implemented_error_is_feedback_not_a_stub():
+    def learner(x):
+        raise NotImplementedError  # e.g. an abstract method a library calls
+
+    msg = fails(call_learner, "check_x", "k", learner, 1)
+    assert "your learner() raised NotImplementedError" in msg

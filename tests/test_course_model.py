@@ -131,3 +131,24 @@ def test_training_script_reproduces_the_model(tmp_path):
         torch.are_deterministic_algorithms_enabled(),
         torch.get_num_threads(),
     ) == settings
+
+
+def test_onnx_asset_is_the_committed_weights_with_a_dynamic_batch():
+    """model2metal/assets/digits_cnn.onnx matches digits_cnn.pt (re-export with
+    tools/export_course_model.py when the weights change)."""
+    import onnx
+
+    from model2metal import onnxkit
+
+    spec = importlib.util.spec_from_file_location(
+        "export_course_model", ROOT / "tools" / "export_course_model.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = onnx.load(str(onnxkit.COURSE_ONNX))
+    onnx.checker.check_model(model, full_check=True)
+    assert onnxkit.input_dims(model) == {"images": ["batch", 1, 8, 8]}
+    assert [o.name for o in model.graph.output] == ["logits"]
+    assert [o.version for o in model.opset_import if o.domain == ""] == [module.OPSET]
+    assert module.max_abs_error(onnxkit.COURSE_ONNX) <= module.MAX_ABS_ERROR
+    assert onnxkit.COURSE_ONNX.stat().st_size <= 200_000

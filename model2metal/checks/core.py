@@ -324,6 +324,25 @@ def _first_change(before: Any, after: Any, path: str = "") -> tuple[str, str] | 
     )
 
 
+#: The message of a lab's stub, as tools/make_labs.py writes it: "lab03_01: ...".
+_STUB = re.compile(r"^lab\d\d_\d\d: ")
+
+
+def _is_stub(exc: NotImplementedError) -> bool:
+    """True for the NotImplementedError of an unfinished exercise (it passes through
+    the checks unchanged); False for one raised by a library."""
+    return bool(_STUB.match(str(exc)))
+
+
+def _first_lines(exc: BaseException, n: int = 3) -> str:
+    """The first ``n`` non-empty lines of an exception's message (library errors such
+    as an exporter's can run to pages), without terminal colour codes."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    shown = "\n".join(lines[:n])
+    return shown + (" …" if len(lines) > n else "")
+
+
 def _argument_names(fn: Callable, n_args: int, kwargs: dict) -> list[str]:
     try:
         params = list(inspect.signature(fn).parameters.values())
@@ -356,8 +375,9 @@ def call_learner(
     """Call the learner's ``fn`` and turn any exception into a readable CheckFailed.
 
     ``label`` names the code in the message (default: ``fn``'s name + "()").
-    ``NotImplementedError`` passes through unchanged: it means "not started yet" and the
-    lab's own stub message says what to implement.
+    The ``NotImplementedError`` of a stub ("labNN_MM: ...") passes through unchanged:
+    it means "not started yet" and the stub's message says what to implement; one
+    raised inside a library the learner called is reported like any other error.
 
     Array inputs (NumPy arrays, torch tensors, lists of them) are copied before the call
     and compared after it: a function that changed one in place fails with the name of
@@ -386,17 +406,24 @@ def call_learner(
     ]
     try:
         result = fn(*args, **kwargs)
-    except NotImplementedError:
-        raise
+    except NotImplementedError as exc:
+        if _is_stub(exc):
+            raise
+        exception = exc  # raised by a library the learner called: feedback
     except CheckFailed:
         raise
     except Exception as exc:  # noqa: BLE001 - every learner error becomes feedback
+        exception = exc
+    else:
+        exception = None
+    if exception is not None:
+        exc = exception
         inputs = ", ".join(describe(a) for a in args)
         if kwargs:
             inputs += (", " if inputs else "") + ", ".join(
                 f"{k}={describe(v)}" for k, v in kwargs.items()
             )
-        lines = [f"your {name} raised {type(exc).__name__}: {exc}"]
+        lines = [f"your {name} raised {type(exc).__name__}: {_first_lines(exc)}"]
         if inputs:
             lines.append(f"input: {inputs}")
         where = _learner_frame(exc.__traceback__)
