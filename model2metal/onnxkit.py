@@ -31,9 +31,11 @@ from pathlib import Path
 __all__ = [
     "COURSE_ONNX",
     "silence_exporter_logs",
+    "quietly",
     "error_summary",
     "session",
     "graph_summary",
+    "dims",
     "input_dims",
     "concurrent_latencies",
 ]
@@ -51,18 +53,21 @@ def silence_exporter_logs() -> None:
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
 
 
-def error_summary(fn, *args, width: int = 100, **kwargs) -> str | None:
-    """Run ``fn(*args, **kwargs)``; None if it succeeds, else ``"ErrorType: first
-    line of the message"`` (cut to ``width`` characters, colour codes removed).
-
-    What the library writes to ``sys.stderr`` meanwhile (``torch.export`` prints the
-    graph it was tracing when it fails) is dropped: pages show the error, not the
-    dump.
-    """
+def quietly(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` with what it prints to ``sys.stdout`` and ``sys.stderr``
+    dropped (exporters print progress lines, and ``torch.export`` the graph it was
+    tracing when it fails)."""
     sink = io.StringIO()
+    with contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
+        return fn(*args, **kwargs)
+
+
+def error_summary(fn, *args, width: int = 100, **kwargs) -> str | None:
+    """Run ``fn(*args, **kwargs)`` :func:`quietly`; None if it succeeds, else
+    ``"ErrorType: first line of the message"`` (cut to ``width`` characters, colour
+    codes removed): pages show the error, not the dump."""
     try:
-        with contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
-            fn(*args, **kwargs)
+        quietly(fn, *args, **kwargs)
     except Exception as error:  # noqa: BLE001 - the error is the result
         text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
         first = text.splitlines()[0] if text else ""
@@ -94,13 +99,15 @@ def session(model, threads: int | None = None, optimize: bool = True):
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
+def dims(value_info) -> list:
+    """A graph input's or output's dimensions: ints for fixed sizes, names for
+    symbolic ones."""
+    return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
+
+
 def input_dims(model) -> dict[str, list]:
-    """Each graph input's dimensions: ints for fixed sizes, names for symbolic ones."""
-    out = {}
-    for value in model.graph.input:
-        dims = value.type.tensor_type.shape.dim
-        out[value.name] = [d.dim_param or d.dim_value for d in dims]
-    return out
+    """Each graph input's :func:`dims`."""
+    return {value.name: dims(value) for value in model.graph.input}
 
 
 def graph_summary(model) -> str:

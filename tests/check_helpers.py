@@ -36,3 +36,8 @@ def raises_cleanly(check, *args, expect: str) -> str:
     assert "\n  Hint: " in msg and "Traceback" not in msg, msg
     assert re.search(expect, msg, re.S), f"message lacks {expect!r}:\n{msg}"
     return msg
+
+
+def boom(*args, **kwargs):
+    """A learner's function that raises, whatever it is given."""
+    raise ZeroDivisionError("a learner's bug")

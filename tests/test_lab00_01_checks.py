@@ -16,7 +16,7 @@ device.select_cuda_backend()  # before numba is imported
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from check_helpers import raises_cleanly, rejects
+from check_helpers import boom, raises_cleanly, rejects
 from numba import cuda, njit  # noqa: E402
 
 from model2metal import tvmkit  # noqa: E402
@@ -26,10 +26,6 @@ from model2metal.checks import lab00_01 as checks  # noqa: E402
 T = tvmkit.T
 
 
-
-
-def boom(*args, **kwargs):
-    raise ZeroDivisionError("a learner's bug")
 
 
 # --- NumPy ----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from check_helpers import raises_cleanly, rejects
+from check_helpers import boom, raises_cleanly, rejects
 
 from model2metal.checks import lab02_02 as checks
 
@@ -587,10 +587,6 @@ def test_final_model_runs_the_model_inside_call_learner():
 # --- learner code that raises: one message, the case, the input and a hint ----------
 
 
-def raising(*args, **kwargs):
-    raise RuntimeError("boom")
-
-
 @pytest.mark.parametrize(
     "check",
     [
@@ -605,8 +601,8 @@ def raising(*args, **kwargs):
 def test_learner_errors_are_one_message(check):
     msg = raises_cleanly(
         check,
-        raising,
-        expect=r"your raising\(\) raised RuntimeError: boom\n  input: .+\n"
-        r"  in raising\(\), line \d+: raise RuntimeError",
+        boom,
+        expect=r"your boom\(\) raised ZeroDivisionError: a learner's bug\n"
+        r"  input: .+\n  in boom\(\), line \d+: raise ZeroDivisionError",
     )
     assert "Traceback" not in msg and "image[:-d]" not in msg  # no evidence for it

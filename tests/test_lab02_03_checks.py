@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from check_helpers import raises_cleanly, rejects
+from check_helpers import boom, raises_cleanly, rejects
 
 from model2metal.checks import lab02_03 as checks
 
@@ -699,10 +699,6 @@ def test_make_targets_rejects_other_types():
 # --- learner code that raises: one message, the case, the input and a hint ----------
 
 
-def raising(*args, **kwargs):
-    raise RuntimeError("boom")
-
-
 @pytest.mark.parametrize(
     "check",
     [
@@ -720,8 +716,8 @@ def raising(*args, **kwargs):
 def test_learner_errors_are_one_message(check):
     msg = raises_cleanly(
         check,
-        raising,
-        expect=r"your raising\(\) raised RuntimeError: boom\n  input: .+\n"
-        r"  in raising\(\), line \d+: raise RuntimeError",
+        boom,
+        expect=r"your boom\(\) raised ZeroDivisionError: a learner's bug\n"
+        r"  input: .+\n  in boom\(\), line \d+: raise ZeroDivisionError",
     )
     assert "Traceback" not in msg

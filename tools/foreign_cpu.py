@@ -47,6 +47,7 @@ compared with; XGBoost (MetaSchedule's cost model) likewise.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -80,8 +81,10 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-def numpy_dispatch_targets(python: str = sys.executable) -> list[str]:
-    """The SIMD targets this NumPy build dispatches to at run time (beyond baseline)."""
+@functools.cache
+def numpy_dispatch_targets(python: str = sys.executable) -> tuple[str, ...]:
+    """The SIMD targets this NumPy build dispatches to at run time (beyond baseline);
+    asked once per process (it starts a Python)."""
     code = (
         "from numpy._core._multiarray_umath import __cpu_dispatch__ as d;"
         "print(' '.join(d))"
@@ -89,7 +92,7 @@ def numpy_dispatch_targets(python: str = sys.executable) -> list[str]:
     out = subprocess.run(
         [python, "-c", code], capture_output=True, text=True, env=native_env()
     )
-    return out.stdout.split()
+    return tuple(out.stdout.split())
 
 
 def foreign_env(python: str = sys.executable) -> dict[str, str]:
@@ -142,7 +145,8 @@ t = torch.from_numpy(a)
 out["results"]["torch matmul (MKL)"] = digest((t @ t).numpy())
 x = torch.from_numpy(rng.standard_normal((4, 3, 12, 12)).astype(np.float32))
 w = torch.from_numpy(rng.standard_normal((8, 3, 3, 3)).astype(np.float32))
-out["results"]["torch conv2d (oneDNN)"] = digest(torch.nn.functional.conv2d(x, w).numpy())
+conv = torch.nn.functional.conv2d(x, w).numpy()
+out["results"]["torch conv2d (oneDNN)"] = digest(conv)
 net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8),
                           torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(800, 4))
 opt = torch.optim.Adam(net.parameters(), lr=1e-2)
@@ -203,7 +207,8 @@ def report(python: str = sys.executable) -> tuple[str, int]:
         changed = foreign["results"][key] != value
         moved += changed
         lines.append(f"  {key:38} {'changed' if changed else 'same'}")
-    lines.append("ONNX Runtime (MLAS) cannot be perturbed: it picks its ISA from CPUID.")
+    lines.append("ONNX Runtime (MLAS) cannot be perturbed: it picks its ISA from "
+                 "CPUID.")
     return "\n".join(lines), moved
 
 
@@ -211,7 +216,8 @@ def main(argv: list[str]) -> int:
     if "--env" in argv:
         import shlex
 
-        print("\n".join(f"export {k}={shlex.quote(v)}" for k, v in foreign_env().items()))
+        settings = foreign_env().items()
+        print("\n".join(f"export {k}={shlex.quote(v)}" for k, v in settings))
         return 0
     text, moved = report()
     print(text, flush=True)

@@ -343,6 +343,22 @@ def _first_lines(exc: BaseException, n: int = 3) -> str:
     return shown + (" …" if len(lines) > n else "")
 
 
+def _raised(name: str, exc: Exception, args: tuple, kwargs: dict) -> str:
+    """The message for learner code that raised: the error, the inputs it was given,
+    and the learner's own line."""
+    inputs = ", ".join(
+        [describe(a) for a in args] + [f"{k}={describe(v)}" for k, v in kwargs.items()]
+    )
+    lines = [f"your {name} raised {type(exc).__name__}: {_first_lines(exc)}"]
+    if inputs:
+        lines.append(f"input: {inputs}")
+    where = _learner_frame(exc.__traceback__)
+    if where:
+        func, lineno, text = where
+        lines.append(f"in {func}(), line {lineno}: {text}")
+    return "\n".join(lines)
+
+
 def _argument_names(fn: Callable, n_args: int, kwargs: dict) -> list[str]:
     try:
         params = list(inspect.signature(fn).parameters.values())
@@ -398,47 +414,27 @@ def call_learner(
     name = label or getattr(fn, "__name__", type(fn).__name__) + "()"
     values = list(args) + list(kwargs.values())
     names = _argument_names(fn, len(args), kwargs)
-    exempt = set(inplace_ok) if inplace_ok is not True else set()
+    exempt = set() if inplace_ok is True else set(inplace_ok)
     watched = [] if inplace_ok is True else [
-        (n, v, _snapshot(v))
+        (n, v, before)
         for k, (n, v) in enumerate(zip(names, values))
-        if n not in exempt and k not in exempt
+        if n not in exempt and k not in exempt and (before := _snapshot(v)) is not None
     ]
     try:
         result = fn(*args, **kwargs)
-    except NotImplementedError as exc:
-        if _is_stub(exc):
-            raise
-        exception = exc  # raised by a library the learner called: feedback
     except CheckFailed:
         raise
     except Exception as exc:  # noqa: BLE001 - every learner error becomes feedback
-        exception = exc
-    else:
-        exception = None
-    if exception is not None:
-        exc = exception
-        inputs = ", ".join(describe(a) for a in args)
-        if kwargs:
-            inputs += (", " if inputs else "") + ", ".join(
-                f"{k}={describe(v)}" for k, v in kwargs.items()
-            )
-        lines = [f"your {name} raised {type(exc).__name__}: {_first_lines(exc)}"]
-        if inputs:
-            lines.append(f"input: {inputs}")
-        where = _learner_frame(exc.__traceback__)
-        if where:
-            func, lineno, text = where
-            lines.append(f"in {func}(), line {lineno}: {text}")
-        problem = "\n".join(lines)
-        for pattern, specific in evidence:
-            if re.search(pattern, problem, re.S):
-                hint = specific
-                break
+        if isinstance(exc, NotImplementedError) and _is_stub(exc):
+            raise
+        problem = _raised(name, exc, args, kwargs)
+        hint = next(
+            (specific for pattern, specific in evidence
+             if re.search(pattern, problem, re.S)),
+            hint,
+        )
         raise CheckFailed(check, case, problem, hint) from None
     for arg_name, value, before in watched:
-        if before is None:
-            continue
         change = _first_change(before, value)
         if change:
             where, what = change
@@ -512,7 +508,7 @@ def assert_type(
     what: str = "result",
     hint: str | None = None,
 ) -> None:
-    """``value`` must be an instance of ``types`` (``bool`` is not accepted as an int)."""
+    """``value`` must be an instance of ``types`` (a ``bool`` is not an ``int``)."""
     wanted = types if isinstance(types, tuple) else (types,)
     ok = isinstance(value, wanted) and not (
         isinstance(value, (bool, np.bool_)) and bool not in wanted
@@ -720,7 +716,9 @@ def _check_dtype(got: np.dtype, want: Any, same: np.dtype, check, case, what) ->
         ok, wanted = got == target, f"dtype {target}"
         hint = "a float64 constant or an np.zeros default can change the dtype"
     if not ok:
-        raise CheckFailed(check, case, f"{what}: expected {wanted}, got dtype {got}", hint)
+        raise CheckFailed(
+            check, case, f"{what}: expected {wanted}, got dtype {got}", hint
+        )
 
 
 def _distinct(got: float, want: float) -> tuple[str, str]:

@@ -159,6 +159,25 @@ def _mode_problem(calls, want_training: bool) -> tuple[str, bool] | None:
     )
 
 
+def _assert_ran_in_mode(name, case, net, training: bool, effect: str, fix: str):
+    """The spy network was called, every module of it in the wanted mode; ``effect``
+    says what the wrong mode does, ``fix`` how to switch (the attribute mistake gets
+    its own hint)."""
+    assert_true(
+        bool(net.calls),
+        name,
+        case,
+        "the model was never called",
+        "loop over the loader and call the model on each batch",
+    )
+    problem = _mode_problem(net.calls, want_training=training)
+    if problem:
+        attribute_hint = MODE_HINT_TRAIN if training else MODE_HINT_EVAL
+        raise CheckFailed(
+            name, case, f"{problem[0]}: {effect}", attribute_hint if problem[1] else fix
+        )
+
+
 # ---------------------------------------------------------------------------
 # data
 # ---------------------------------------------------------------------------
@@ -458,23 +477,11 @@ def check_evaluate(fn) -> None:
                 hint="the loader yields (x, y) batches: x float32 of shape (B, 4), "
                 "y int64 of shape (B,); the model returns logits of shape (B, 3)",
             )
-            assert_true(
-                bool(net.calls),
-                name,
-                case,
-                "the model was never called",
-                "loop over the loader and call the model on each batch",
+            _assert_ran_in_mode(
+                name, case, net, training=False,
+                effect="its dropout was active, so the result is random",
+                fix="switch the model to eval mode before the loop",
             )
-            problem = _mode_problem(net.calls, want_training=False)
-            if problem:
-                raise CheckFailed(
-                    name,
-                    case,
-                    problem[0] + ": its dropout was active, so the result is random",
-                    MODE_HINT_EVAL
-                    if problem[1]
-                    else "switch the model to eval mode before the loop",
-                )
             assert_true(
                 not any(grad for _, _, grad in net.calls),
                 name,
@@ -661,25 +668,12 @@ def check_train_one_epoch(fn) -> None:
                 "y int64 of shape (B,); the model returns logits of shape (B, 3); "
                 "the optimizer is an SGD over the model's parameters",
             )
-            assert_true(
-                bool(net.calls),
-                name,
-                case,
-                "the model was never called",
-                "loop over the loader and call the model on each batch",
+            _assert_ran_in_mode(
+                name, case, net, training=True,
+                effect="dropout and batch norm would behave as at test time",
+                fix="switch the model to training mode at the start (evaluate "
+                "switches it to eval mode)",
             )
-            problem = _mode_problem(net.calls, want_training=True)
-            if problem:
-                raise CheckFailed(
-                    name,
-                    case,
-                    problem[0]
-                    + ": dropout and batch norm would behave as at test time",
-                    MODE_HINT_TRAIN
-                    if problem[1]
-                    else "switch the model to training mode at the start (evaluate "
-                    "switches it to eval mode)",
-                )
             if not _same_params(net, ref):
                 hint = _update_hint(net, start, loader, loss_fn, lr, momentum)
                 for (key, p), p_ref in zip(net.named_parameters(), ref.parameters()):

@@ -30,9 +30,7 @@ built here with ``onnx.helper``.
 from __future__ import annotations
 
 import copy
-import io
 import tempfile
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
@@ -95,13 +93,6 @@ def _assert_module_unchanged(name, case, module, before, mode, what, hint):
     )
 
 
-def _quietly(fn, *args, **kwargs):
-    """Run library code whose progress lines would clutter the check's output."""
-    sink = io.StringIO()
-    with redirect_stdout(sink), redirect_stderr(sink):
-        return fn(*args, **kwargs)
-
-
 # ---------------------------------------------------------------------------
 # 1. export
 # ---------------------------------------------------------------------------
@@ -114,10 +105,6 @@ def _small_model():
     return nn.Sequential(
         nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(256, 3)
     ).eval()
-
-
-def _dims(value_info) -> list:
-    return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
 
 
 def check_export_onnx(fn) -> None:
@@ -199,6 +186,8 @@ def check_export_onnx(fn) -> None:
 
 
 def _check_signature(name, case, exported, example_shape, reference) -> None:
+    from .. import onnxkit
+
     inits = {i.name for i in exported.graph.initializer}
     inputs = [v for v in exported.graph.input if v.name not in inits]
     assert_true(
@@ -208,7 +197,7 @@ def _check_signature(name, case, exported, example_shape, reference) -> None:
         f"graph inputs: expected ['images'], got {[v.name for v in inputs]}",
         "name the input: the serving code of lab 03_03 feeds 'images'",
     )
-    dims = _dims(inputs[0])
+    dims = onnxkit.dims(inputs[0])
     batch = dims[0] if dims else None
     assert_true(
         not isinstance(batch, int),
@@ -234,7 +223,7 @@ def _check_signature(name, case, exported, example_shape, reference) -> None:
         f"graph outputs: expected ['logits'], got {outputs}",
         "name the output 'logits'",
     )
-    out_dims = _dims(exported.graph.output[0])
+    out_dims = onnxkit.dims(exported.graph.output[0])
     n_classes = next(iter(reference.values())).shape[1]
     assert_true(
         len(out_dims) == 2
@@ -677,7 +666,7 @@ def check_exportable_clip(cls) -> None:
     program = call_learner(
         name,
         case,
-        lambda: _quietly(
+        lambda: onnxkit.quietly(
             torch.export.export,
             module,
             (example,),
@@ -689,7 +678,9 @@ def check_exportable_clip(cls) -> None:
     )
     onnx_program = call_learner(
         name, case,
-        lambda: _quietly(torch.onnx.export, program, dynamo=True, verbose=False),
+        lambda: onnxkit.quietly(
+            torch.onnx.export, program, dynamo=True, verbose=False
+        ),
         label="torch.onnx.export of the exported program",
     )
     sess = onnxkit.session(onnx_program.model_proto)

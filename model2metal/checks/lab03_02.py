@@ -288,7 +288,8 @@ def check_quantise(fn) -> None:
             "QuantizeLinear" in ops and "DequantizeLinear" in ops,
             name,
             case,
-            f"the model has no QuantizeLinear/DequantizeLinear nodes: {sorted(set(ops))}",
+            "the model has no QuantizeLinear/DequantizeLinear nodes: "
+            f"{sorted(set(ops))}",
             "use the QDQ format of quantize_static",
         )
         int8_weights = [i.name for i in model.graph.initializer if i.data_type in (
