@@ -8,6 +8,7 @@ from a hand-written machine name, so a file says truthfully where it was measure
 from __future__ import annotations
 
 import datetime
+import json
 import sys
 from pathlib import Path
 
@@ -42,8 +43,19 @@ def header(script: str, method: str, cuda: bool = False) -> str:
     return "\n".join(lines)
 
 
-def emit(script: str, method: str, body: str, write: bool, cuda: bool = False) -> None:
-    """Print the results; with ``write`` also save them under ``benchmarks/results``."""
+def emit(
+    script: str,
+    method: str,
+    body: str,
+    write: bool,
+    cuda: bool = False,
+    data: dict | None = None,
+) -> None:
+    """Print the results; with ``write`` also save them under ``benchmarks/results``.
+
+    ``data``: the numbers behind the table, saved as ``<script>.json`` beside it (with
+    the date, machine and method) for pages that plot or quote them.
+    """
     text = header(script, method, cuda) + body.rstrip("\n") + "\n"
     print(text)
     if write:
@@ -51,3 +63,9 @@ def emit(script: str, method: str, body: str, write: bool, cuda: bool = False) -
         path = RESULTS / f"{script}.md"
         path.write_text(text, encoding="utf-8")
         print(f"wrote {path.relative_to(RESULTS.parents[1])}")
+        if data is not None:
+            record = {"date": datetime.date.today().isoformat(),
+                      "machine": device.hardware_string(), "method": method, **data}
+            json_path = path.with_suffix(".json")
+            json_path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+            print(f"wrote {json_path.relative_to(RESULTS.parents[1])}")

@@ -38,6 +38,7 @@ __all__ = [
     "dims",
     "input_dims",
     "concurrent_latencies",
+    "stand_in_model",
 ]
 
 #: The course model exported to ONNX (fp32, dynamic batch axis, input "images",
@@ -177,3 +178,48 @@ def concurrent_latencies(
             raise RuntimeError(f"a benchmark process failed:\n{err[-2000:]}")
         results.append(json.loads(out.strip().splitlines()[-1]))
     return results
+
+
+def stand_in_model(
+    path, hidden: int = 4096, layers: int = 2, seed: int = 0
+) -> Path:
+    """Write a stand-in for a larger model to ``path`` and return the path: the course
+    model's input and output ("images" ``(batch, 1, 8, 8)`` → "logits" ``(batch,
+    10)``) with ``layers`` fully connected layers of width ``hidden`` in between,
+    random weights (seeded), fp32.
+
+    Its answers mean nothing; its cost is the point. With the default sizes it holds
+    67 MB of weights, more than a CPU's caches, and every call reads all of them once:
+    a batch of one image pays that for one image, a batch of 32 shares it among 32 —
+    the situation of most real models (ResNet-50: about 100 MB), where batching
+    requests pays off. The course model itself is too small to show it.
+    """
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    widths = [64] + [hidden] * layers + [10]
+    nodes = [helper.make_node("Flatten", ["images"], ["h0"], axis=1)]
+    weights = []
+    for k, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+        w = rng.standard_normal((fan_in, fan_out), dtype=np.float32)
+        w *= np.float32(np.sqrt(2.0 / fan_in))
+        weights += [numpy_helper.from_array(w, f"w{k}"),
+                    numpy_helper.from_array(np.zeros(fan_out, np.float32), f"b{k}")]
+        last = k == len(widths) - 2
+        gemm_out = "logits" if last else f"z{k + 1}"
+        nodes.append(helper.make_node("Gemm", [f"h{k}", f"w{k}", f"b{k}"], [gemm_out]))
+        if not last:
+            nodes.append(helper.make_node("Relu", [gemm_out], [f"h{k + 1}"]))
+    graph = helper.make_graph(
+        nodes, "stand_in",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 1, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
+        weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    model.ir_version = 10
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return Path(path)
