@@ -16,7 +16,7 @@
    model), where batching pays.
 
 Each serving point is measured ``--rounds`` times, interleaved; the table gives the
-median round. The client runs on the same machine as the service, so on a small
+median of the rounds, number by number. The client runs on the same machine as the service, so on a small
 machine the two share its cores: the ceiling of part 2 says how far the client limits
 part 3.
 
@@ -250,7 +250,8 @@ async def load(url, bodies, concurrency, n_requests, shared_client=False):
 
 
 def median_round(rounds: list[dict]) -> dict:
-    """The round whose throughput is the median; p50 and p99 are medians too."""
+    """The median over the rounds of each number (throughput, p50, p99, failures),
+    taken one number at a time."""
     return {key: float(np.median([r[key] for r in rounds])) for key in rounds[0]}
 
 
@@ -278,7 +279,7 @@ def serving_points(work: Path, n_requests: int, rounds: int) -> list[dict]:
                 service.start()
             for c in CONCURRENCY:
                 runs = {b: [] for b in services}
-                for _ in range(rounds):  # interleaved, so drift hits both alike
+                for _ in range(rounds):  # interleaved, so drift hits all alike
                     for b, service in services.items():
                         runs[b].append(serving.run(load(service.url, bodies, c,
                                                         n_requests)))

@@ -120,7 +120,6 @@ class Service:
         self.graceful_timeout = graceful_timeout
         self.port: int | None = None
         self.process: subprocess.Popen | None = None
-        self.stopped_cleanly: bool | None = None
         self.stop_outcome: str | None = None
         self.exit_code: int | None = None
         self._dir = Path(tempfile.mkdtemp(prefix="m2m_service_"))
@@ -203,8 +202,12 @@ class Service:
                     self.process.wait()
                     self.stop_outcome = "killed"
         self.exit_code = self.process.returncode
-        self.stopped_cleanly = self.stop_outcome == "exited"
         return self.stopped_cleanly
+
+    @property
+    def stopped_cleanly(self) -> bool | None:
+        """True when the process exited by itself on SIGTERM; None before a stop."""
+        return None if self.stop_outcome is None else self.stop_outcome == "exited"
 
     def port_released(self) -> bool:
         return self.port is not None and not _port_in_use(self.port)

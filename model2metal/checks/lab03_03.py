@@ -182,7 +182,6 @@ def _calling(fn):
             return "ok", fn(*args)
         except BadRequest as refusal:
             return "refused", refusal
-    outcome.__name__ = getattr(fn, "__name__", "parse_images")
     return outcome
 
 
@@ -325,12 +324,12 @@ async def _in_time(awaitable, seconds: float, what: str, check: str, case: str):
 
 
 def _batcher_scenarios(cls, check):
-    """(case, coroutine function) pairs; each coroutine raises CheckFailed on a
-    problem and returns nothing."""
+    """(case, coroutine function) pairs; each function takes its case name, raises
+    CheckFailed on a problem and returns nothing."""
 
-    async def started(model, **options):
+    async def started(model, case, **options):
         batcher = cls(model, **options)
-        await _in_time(batcher.start(), 2, "start()", check, current[0])
+        await _in_time(batcher.start(), 2, "start()", check, case)
         return batcher
 
     async def finish(batcher, case):
@@ -355,12 +354,9 @@ def _batcher_scenarios(cls, check):
                               "keep the requests in the order you concatenated them "
                               "and slice the output with running offsets")
 
-    current = [""]
-
-    async def lone():
-        case = current[0] = "one request of 3 images alone, max_delay 0.05 s"
+    async def lone(case):
         model = _FakeModel()
-        batcher = await started(model, max_batch=32, max_delay=0.05)
+        batcher = await started(model, case, max_batch=32, max_delay=0.05)
         (images,) = _requests([3], 0)
         start = time.perf_counter()
         got = await _in_time(batcher.submit(images), 2, "submit()", check, case)
@@ -376,7 +372,7 @@ def _batcher_scenarios(cls, check):
         """Submit requests of ``sizes`` images all at once; each must get its own
         rows, and no model call may exceed max_batch. Returns the batch sizes."""
         model = _FakeModel(seconds=seconds)
-        batcher = await started(model, max_batch=max_batch, max_delay=seconds)
+        batcher = await started(model, case, max_batch=max_batch, max_delay=seconds)
         requests = _requests(sizes, seed)
         got = await _in_time(asyncio.gather(*(batcher.submit(r) for r in requests)),
                              5, f"{len(requests)} submits", check, case)
@@ -393,8 +389,7 @@ def _batcher_scenarios(cls, check):
         await finish(batcher, case)
         return model.calls
 
-    async def crowd():
-        case = current[0] = "48 concurrent one-image requests, max_batch 16"
+    async def crowd(case):
         calls = await together(case, [1] * 48, 16, 0.002, 1)
         assert_true(len(calls) <= 12, check, case,
                     f"infer was called {len(calls)} times for 48 requests "
@@ -402,14 +397,12 @@ def _batcher_scenarios(cls, check):
                     "collect every request that is already waiting in the queue "
                     "before calling the model")
 
-    async def mixed():
-        current[0] = "requests of 1 to 5 images, max_batch 8"
-        await together(current[0], [1, 5, 2, 4, 3, 5, 1, 1, 2, 5, 4, 3], 8, 0.001, 2)
+    async def mixed(case):
+        await together(case, [1, 5, 2, 4, 3, 5, 1, 1, 2, 5, 4, 3], 8, 0.001, 2)
 
-    async def poisoned():
-        case = current[0] = "infer raises ValueError on one batch"
+    async def poisoned(case):
         model = _FakeModel()
-        batcher = await started(model, max_batch=32, max_delay=0.0)
+        batcher = await started(model, case, max_batch=32, max_delay=0.0)
         bad = -np.ones((1, 8, 8), np.float32)
         try:
             await _in_time(batcher.submit(bad), 2, "submit() of a failing batch",
@@ -434,12 +427,17 @@ def _batcher_scenarios(cls, check):
         rows_match(got, images, case, 1)
         await finish(batcher, case)
 
-    async def idle():
-        case = current[0] = "start() then stop() with no request"
-        batcher = await started(_FakeModel(), max_batch=4, max_delay=0.01)
+    async def idle(case):
+        batcher = await started(_FakeModel(), case, max_batch=4, max_delay=0.01)
         await finish(batcher, case)
 
-    return [lone, crowd, mixed, poisoned, idle], current
+    return [
+        ("one request of 3 images alone, max_delay 0.05 s", lone),
+        ("48 concurrent one-image requests, max_batch 16", crowd),
+        ("requests of 1 to 5 images, max_batch 8", mixed),
+        ("infer raises ValueError on one batch", poisoned),
+        ("start() then stop() with no request", idle),
+    ]
 
 
 def check_micro_batcher(cls):
@@ -453,10 +451,10 @@ def check_micro_batcher(cls):
                     None, f"MicroBatcher.{method} must be an async def method",
                     "the batcher lives on the service's event loop: its methods "
                     "are coroutines")
-    scenarios, current = _batcher_scenarios(cls, name)
-    for scenario in scenarios:
-        call_learner(name, scenario.__name__,
-                     lambda scenario=scenario: serving.run(scenario()),
+    scenarios = _batcher_scenarios(cls, name)
+    for case, scenario in scenarios:
+        call_learner(name, case,
+                     lambda: serving.run(scenario(case)),
                      label="your MicroBatcher",
                      hint="run the check's scenario again in your head: which "
                      "method raised, and with which input?")
