@@ -22,6 +22,7 @@ from numba import cuda, njit  # noqa: E402
 from model2metal import tvmkit  # noqa: E402
 from model2metal.checks import CheckFailed  # noqa: E402
 from model2metal.checks import lab00_01 as checks  # noqa: E402
+from model2metal.checks.tvm_common import x86_packed_arith  # noqa: E402
 
 T = tvmkit.T
 
@@ -313,7 +314,7 @@ def test_packed_ops_on_real_numba_assembly():
     )
     asm = next(iter(saxpy.inspect_asm().values()))
     # Numba's AT&T output has packed arithmetic, and the real text is checked as a case
-    assert checks._x86_packed_arith(asm) & {
+    assert x86_packed_arith(asm) & {
         "vaddps",
         "vmulps",
         "addps",
@@ -323,7 +324,7 @@ def test_packed_ops_on_real_numba_assembly():
     }
     with pytest.raises(CheckFailed, match="the assembly you passed in"):
         checks.check_packed_float_ops(
-            lambda text: checks._x86_packed_arith(text) if text != asm else set(), asm
+            lambda text: x86_packed_arith(text) if text != asm else set(), asm
         )
 
 

@@ -72,3 +72,85 @@ def test_time_function_returns_a_course_timing_result():
     r = tvmkit.time_function(ex, a, b, name="scale", repeat=5)
     assert r.name == "scale" and len(r.samples) == 5 and r.median > 0
     assert "median" in str(r)
+
+
+# --- the chapter 4 additions ------------------------------------------------------------
+
+
+def matmul(m, n, k):
+    @T.prim_func(s_tir=True)
+    def main(A: T.Buffer((m, k), "float32"), B: T.Buffer((k, n), "float32"),
+             C: T.Buffer((m, n), "float32")):
+        T.func_attr(tvmkit.NOALIAS)
+        for i, j, r in T.grid(m, n, k):
+            with T.sblock("C"):
+                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
+                with T.init():
+                    C[vi, vj] = T.float32(0)
+                C[vi, vj] = C[vi, vj] + A[vi, vr] * B[vr, vj]
+
+    return tvmkit.tvm.IRModule({"main": main})
+
+
+def test_simd_lanes_and_registers_of_the_generic_target():
+    # the generic x86-64 target may assume SSE2 only, whatever this CPU has
+    import platform
+
+    generic = tvmkit.generic_target()
+    if platform.machine() in ("x86_64", "AMD64"):
+        assert tvmkit.simd_lanes(generic) == 4
+        assert tvmkit.vector_registers(generic) == 16
+    host = tvmkit.host_target()
+    assert tvmkit.simd_lanes(host) >= tvmkit.simd_lanes(generic)
+    assert tvmkit.simd_lanes(host, bits=64) == tvmkit.simd_lanes(host) // 2
+
+
+def test_block_introspection_before_and_after_a_schedule():
+    mod = matmul(32, 48, 16)
+    assert tvmkit.block_names(mod) == ["C"]
+    assert tvmkit.block_iter_types(mod, "C") == "SSR"
+    assert tvmkit.block_has_init(mod, "C")
+    assert tvmkit.block_loops(mod, "C") == [("serial", 32), ("serial", 48),
+                                            ("serial", 16)]
+    sch = tvmkit.schedule(mod)
+    block = sch.get_sblock("C")
+    i, j, k = sch.get_loops(block)
+    jo, ji = sch.split(j, factors=[None, 16])
+    sch.reorder(i, jo, k, ji)
+    sch.vectorize(ji)
+    sch.parallel(i)
+    local = sch.cache_write(block, 0, "local")
+    sch.reverse_compute_at(local, jo)
+    sch.decompose_reduction(block, k)
+    assert tvmkit.block_names(sch) == ["C_init", "C_update", "C_local"]
+    assert tvmkit.block_loops(sch, "C_update") == [
+        ("parallel", 32), ("serial", 3), ("serial", 16), ("vectorized", 16)]
+    assert not tvmkit.block_has_init(sch, "C_update")
+    assert tvmkit.shared_loops(sch, "C_update", "C_local") == 2
+    assert tvmkit.allocated_buffers(sch) == {"C_local": ((32, 48), "local")}
+
+
+def test_tir_lines_fit_the_page():
+    text = tvmkit.tir_lines(matmul(100, 100, 100), width=60)
+    assert "T.sblock(\"C\")" in text and "from tvm.script" not in text
+    assert max(len(line) for line in text.splitlines()) <= 60
+
+
+def test_relax_import_stages_export_and_reload(tmp_path):
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU()).eval()
+    x = torch.randn(2, 8)
+    mod = tvmkit.relax_from_torch(model, (x,))
+    assert sum(tvmkit.relax_ops(mod).values()) >= 2
+    stages = tvmkit.relax_stages(mod)
+    assert [s for s, _, _ in stages][-1] == "fused"
+    assert tvmkit.relax_kernels(stages[0][2]) == []
+    fused = stages[-1][2]
+    assert 1 <= len(tvmkit.relax_kernels(fused)) <= 2
+    ex = tvmkit.build(fused)
+    size = tvmkit.relax_export(ex, tmp_path / "model.so")
+    assert size > 0
+    vm = tvmkit.relax_vm(tmp_path / "model.so")
+    got = vm["main"](tvmkit.tensor(x.numpy())).numpy()
+    np.testing.assert_allclose(got, model(x).detach().numpy(), rtol=1e-5, atol=1e-6)

@@ -211,6 +211,9 @@ def _describe(x: Any, max_items: int) -> str:
         return repr(x)
     if isinstance(x, (int, float)):
         return f"{type(x).__name__} {x!r}"
+    if type(x).__module__.startswith("tvm") and hasattr(x, "get_global_vars"):
+        names = sorted(gv.name_hint for gv in x.get_global_vars())
+        return f"an IRModule with function(s) {', '.join(names)}"
     special = _describe_torch_object(x)
     if special is not None:
         return special
@@ -336,9 +339,14 @@ def _is_stub(exc: NotImplementedError) -> bool:
 
 def _first_lines(exc: BaseException, n: int = 3) -> str:
     """The first ``n`` non-empty lines of an exception's message (library errors such
-    as an exporter's can run to pages), without terminal colour codes."""
+    as an exporter's can run to pages), without terminal colour codes; for a TVM
+    schedule error, its first line and the reason after the printed IR."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
     lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    reason = next((k for k, line in enumerate(lines) if line.startswith("Error message:")),
+                  None)
+    if reason is not None:  # TVM's ScheduleError: the reason comes after the whole IR
+        lines = lines[:1] + lines[reason:]
     shown = "\n".join(lines[:n])
     return shown + (" …" if len(lines) > n else "")
 

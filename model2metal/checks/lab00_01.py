@@ -26,6 +26,7 @@ from .core import (
     hint_from_evidence,
     passed,
 )
+from .tvm_common import as_module, buffers, has_block, mnemonics, x86_packed_arith
 
 __all__ = [
     "check_pairwise_sq_dists",
@@ -280,23 +281,6 @@ def check_saxpy(fn) -> None:
     passed(name, len(cases))
 
 
-_PACKED = re.compile(r"^v?(add|sub|mul|div|min|max|sqrt|fn?m(add|sub)\d{3})p[sd]$")
-
-
-def _mnemonics(asm: str) -> set[str]:
-    """The first word of every instruction line (comments and labels removed)."""
-    found = set()
-    for line in asm.splitlines():
-        words = line.split("#", 1)[0].split(";", 1)[0].split()
-        if words and not words[0].endswith(":"):
-            found.add(words[0])
-    return found
-
-
-def _x86_packed_arith(asm: str) -> set[str]:
-    return {word for word in _mnemonics(asm) if _PACKED.match(word)}
-
-
 _SCALAR_ASM = """\
 saxpy_scalar:                      # scalar code: one float per instruction
 \tvxorps\t%xmm1, %xmm1, %xmm1      # zeroing idiom: packed mnemonic, not arithmetic
@@ -353,7 +337,7 @@ def _packed_hint(asm: str, missing: list[str], extra: list[str]) -> str:
     """What the difference between the two sets shows, one mnemonic as the example."""
     if extra:
         word = extra[0]
-        if word not in _mnemonics(asm):
+        if word not in mnemonics(asm):
             return (
                 f"{word!r} is in the text, but not as the first word of an "
                 "instruction line: comments (after # or ;), labels and symbol names "
@@ -386,7 +370,7 @@ def check_packed_float_ops(fn, real_asm: str | None = None) -> None:
     if real_asm is not None:
         cases["the assembly you passed in"] = real_asm
     for case, asm in cases.items():
-        expected = _x86_packed_arith(asm)
+        expected = x86_packed_arith(asm)
         got = call_learner(
             name,
             case,
@@ -605,28 +589,6 @@ def check_vector_add_kernel(make_kernel) -> None:
 # ---------------------------------------------------------------------------
 
 
-def _buffers(mod) -> list[tuple[tuple[int, ...], str]] | None:
-    """(shape, dtype) of each buffer parameter of the module's "main"; None if the
-    function cannot be read that way (symbolic shapes)."""
-    try:
-        return [
-            (tuple(int(d) for d in param.shape), str(param.dtype))
-            for param in mod["main"].params
-        ]
-    except Exception:  # noqa: BLE001 - left to the compiled call to report
-        return None
-
-
-def _has_block(mod, block: str) -> bool:
-    from .. import tvmkit
-
-    try:
-        tvmkit.schedule(mod).get_sblock(block)
-    except Exception:  # noqa: BLE001 - any failure means: no such block
-        return False
-    return True
-
-
 def _run_tvm_add(
     name: str,
     case: str,
@@ -636,14 +598,14 @@ def _run_tvm_add(
 ) -> None:
     from .. import tvmkit
 
-    buffers = _buffers(mod)
-    if buffers is not None and buffers != [((n,), "float32")] * 3:
-        same_dtype = len(buffers) == 3 and all(d == "float32" for _, d in buffers)
+    found = buffers(mod)
+    if found is not None and found != [((n,), "float32")] * 3:
+        same_dtype = len(found) == 3 and all(d == "float32" for _, d in found)
         raise CheckFailed(
             name,
             case,
             f"main's buffers: expected three of shape ({n},) and dtype float32, got "
-            + (", ".join(f"{shape} {dtype}" for shape, dtype in buffers) or "none"),
+            + (", ".join(f"{shape} {dtype}" for shape, dtype in found) or "none"),
             other_n_hint
             if same_dtype
             else "main takes A, B and C, float32 buffers of length n",
@@ -680,23 +642,6 @@ def _run_tvm_add(
     assert_array_close(c.numpy(), expected, name, case, rtol=1e-6, atol=1e-6, what="C")
 
 
-def _as_module(name: str, case: str, mod):
-    """The learner's module as an IRModule (a bare PrimFunc is wrapped as "main")."""
-    from .. import tvmkit
-
-    if isinstance(mod, tvmkit.tvm.tirx.PrimFunc):
-        mod = tvmkit.tvm.IRModule({"main": mod})
-    assert_true(
-        isinstance(mod, tvmkit.tvm.IRModule)
-        and "main" in [gv.name_hint for gv in mod.get_global_vars()],
-        name,
-        case,
-        f"expected an IRModule with a function 'main', got {describe(mod)}",
-        "wrap the prim_func in an IRModule under the name 'main'",
-    )
-    return mod
-
-
 def check_tvm_vector_add(make_vector_add) -> None:
     """``make_vector_add(n)`` returns an IRModule (or PrimFunc) whose "main" has a
     block "C" computing C = A + B on three float32 buffers of length n."""
@@ -704,7 +649,7 @@ def check_tvm_vector_add(make_vector_add) -> None:
     sizes = [256, 1, 1000]
     for n in sizes:
         case = f"n={n}"
-        mod = _as_module(
+        mod = as_module(
             name,
             case,
             call_learner(
@@ -717,7 +662,7 @@ def check_tvm_vector_add(make_vector_add) -> None:
             ),
         )
         assert_true(
-            _has_block(mod, "C"),
+            has_block(mod, "C"),
             name,
             case,
             "main has no block named \"C\"",
@@ -736,13 +681,13 @@ def check_vectorize(vectorize, make_vector_add) -> None:
     sizes = [256, 1000]  # a second size: the module passed in, not a global one
     for n in sizes:
         case = f"n={n}"
-        mod = _as_module(
+        mod = as_module(
             name,
             case,
             call_learner(name, case, make_vector_add, n, hint="exercise 7's function"),
         )
         before = tvmkit.tir_text(mod)
-        new = _as_module(
+        new = as_module(
             name,
             case,
             call_learner(
