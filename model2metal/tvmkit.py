@@ -87,6 +87,21 @@ def generic_target() -> Target:
     return Target("llvm")
 
 
+def _by_feature(target: Target | None, table, default):
+    """The value of the first ``(feature, value)`` entry whose CPU feature LLVM
+    reports for ``target`` (the host's when None); ``default`` when none matches."""
+    from tvm.target import codegen
+
+    target = target if target is not None else host_target()
+    for feature, value in table:
+        try:
+            if codegen.llvm_cpu_has_features([feature], target):
+                return value
+        except Exception:  # noqa: BLE001 - a feature name this LLVM target lacks
+            continue
+    return default
+
+
 def simd_lanes(target: Target | None = None, bits: int = 32) -> int:
     """How many ``bits``-wide numbers one vector register of ``target`` holds.
 
@@ -94,32 +109,16 @@ def simd_lanes(target: Target | None = None, bits: int = 32) -> int:
     x86; NEON on Arm), so the generic ``llvm`` target answers 4 for float32 on x86-64
     even on an AVX-512 machine.
     """
-    from tvm.target import codegen
-
-    target = target if target is not None else host_target()
-    for features, width in ((["avx512f"], 512), (["avx"], 256), (["sse2"], 128),
-                            (["neon"], 128)):
-        try:
-            if codegen.llvm_cpu_has_features(features, target):
-                return width // bits
-        except Exception:  # noqa: BLE001 - a feature name this LLVM target lacks
-            continue
-    return 1
+    width = _by_feature(
+        target, (("avx512f", 512), ("avx", 256), ("sse2", 128), ("neon", 128)), bits
+    )
+    return width // bits
 
 
 def vector_registers(target: Target | None = None) -> int:
     """How many vector registers the target's instruction set names: 32 with
     AVX-512 (zmm0-31) and on Arm (v0-31), 16 with SSE or AVX (xmm/ymm0-15)."""
-    from tvm.target import codegen
-
-    target = target if target is not None else host_target()
-    for features, count in ((["avx512f"], 32), (["neon"], 32), (["sse2"], 16)):
-        try:
-            if codegen.llvm_cpu_has_features(features, target):
-                return count
-        except Exception:  # noqa: BLE001 - a feature name this LLVM target lacks
-            continue
-    return 16
+    return _by_feature(target, (("avx512f", 32), ("neon", 32), ("sse2", 16)), 16)
 
 
 def _sch(mod):

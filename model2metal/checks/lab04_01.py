@@ -45,6 +45,7 @@ from .tvm_common import (
     has_block,
     innermost_loop,
     returned_module,
+    run_matmul,
 )
 
 __all__ = [
@@ -103,25 +104,6 @@ def check_broadcast_add(make_broadcast_add) -> None:
 _MATMUL_SIZES = [(1, 1, 1), (5, 7, 3), (33, 17, 64), (16, 40, 9)]
 
 
-def _run_matmul_relu(name, case, mod, m, n, k, what="C"):
-    expect_buffers(name, case, mod, [("A", (m, k)), ("B", (k, n)), ("C", (m, n))])
-    rng = _rng(m, n, k)
-    a = rng.normal(size=(m, k)).astype(np.float32)
-    b = rng.normal(size=(k, n)).astype(np.float32)
-    product = a.astype(np.float64) @ b
-    expected = np.maximum(product, 0).astype(np.float32)
-    got = compile_and_run(name, case, mod, [("A", a), ("B", b)], (m, n))
-    hint = None
-    if np.isfinite(got).all() and (product < 0).any() and np.allclose(
-        got, product, rtol=1e-4, atol=1e-4
-    ):
-        hint = "that is A @ B without the ReLU: the relu block writes max(Y, 0) into C"
-    elif np.isfinite(got).all() and np.allclose(got, 2 * expected, rtol=1e-4, atol=1e-4):
-        hint = ("twice the product: the sum started from the previous run's result "
-                "(a reduction needs T.init to reset it)")
-    check_result(name, case, got, expected, what, rtol=1e-4, atol=1e-4, hint=hint)
-
-
 def check_matmul_relu(make_matmul_relu) -> None:
     from .. import tvmkit
 
@@ -153,7 +135,7 @@ def check_matmul_relu(make_matmul_relu) -> None:
             "a reduction block states the value its sum starts from in its own "
             "init section (T.init), which TVM runs at the first step of the sum",
         )
-        _run_matmul_relu(name, case, mod, m, n, k)
+        run_matmul(name, case, mod, m, n, k, relu=True)
     passed(name, len(_MATMUL_SIZES))
 
 
@@ -267,7 +249,7 @@ def check_schedule_matmul_relu(schedule_matmul_relu, make_matmul_relu) -> None:
                 "producer: under the column-tile loop, each tile's ReLU runs right "
                 "after the tile is computed, while it is still in cache",
             )
-        _run_matmul_relu(name, case + ", scheduled", new, m, n, k)
+        run_matmul(name, case + ", scheduled", new, m, n, k, relu=True)
     passed(name, len(cases))
 
 

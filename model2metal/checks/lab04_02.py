@@ -37,12 +37,11 @@ from .core import (
 )
 from .tvm_common import (
     as_module,
-    check_result,
-    compile_and_run,
-    expect_buffers,
     has_block,
     innermost_loop,
+    matmul_operands,
     returned_module,
+    run_matmul,
 )
 
 __all__ = [
@@ -53,24 +52,6 @@ __all__ = [
 ]
 
 _SIZES = [(1, 1, 1), (3, 5, 7), (64, 48, 80), (100, 37, 129)]
-
-
-def _operands(m, n, k):
-    rng = np.random.default_rng(m * 10007 + n * 101 + k)
-    a = rng.normal(size=(m, k)).astype(np.float32)
-    b = rng.normal(size=(k, n)).astype(np.float32)
-    return a, b
-
-
-def _run_matmul(name, case, mod, m, n, k, target=None):
-    expect_buffers(name, case, mod, [("A", (m, k)), ("B", (k, n)), ("C", (m, n))])
-    a, b = _operands(m, n, k)
-    got = compile_and_run(name, case, mod, [("A", a), ("B", b)], (m, n), target)
-    expected = (a.astype(np.float64) @ b).astype(np.float32)
-    hint = None
-    if np.isfinite(got).all() and np.allclose(got, 2 * expected, rtol=1e-4, atol=1e-4):
-        hint = "twice the product: the sum did not start from zero (T.init)"
-    check_result(name, case, got, expected, "C", rtol=1e-4, atol=1e-4, hint=hint)
 
 
 def check_matmul(make_matmul) -> None:
@@ -93,7 +74,7 @@ def check_matmul(make_matmul) -> None:
                     "block 'C' has no T.init()",
                     "a reduction block states the value its sum starts from in its "
                     "own init section (T.init)")
-        _run_matmul(name, case, mod, m, n, k)
+        run_matmul(name, case, mod, m, n, k)
     passed(name, len(_SIZES))
 
 
@@ -183,7 +164,7 @@ def check_schedule_gemm(schedule_gemm, make_matmul) -> None:
                 f"no packed copy of B of shape {packed} among {buffers}",
                 "cache_read B, then transform_layout it to (j // nj, k, j % nj): each "
                 "tile then reads one contiguous panel of B")
-        _run_matmul(name, case + ", scheduled", new, m, n, k)
+        run_matmul(name, case + ", scheduled", new, m, n, k)
     passed(name, len(cases))
 
 
@@ -192,22 +173,10 @@ def check_schedule_gemm(schedule_gemm, make_matmul) -> None:
 SETTLE_S = 0.3
 
 
-def _median_seconds(fn, repeat=15, warmup=3):
-    time.sleep(SETTLE_S)
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return float(np.median(samples))
-
-
 def check_gemm_race(schedule_gemm, make_matmul, mi, nj, size=1024, target=None):
     """Build the learner's schedule at size³, verify it, time it against NumPy in
     the same process, print one line and return the numbers (a dict)."""
-    from .. import tvmkit
+    from .. import timing, tvmkit
 
     name = "check_gemm_race"
     case = f"{size}x{size}x{size}, tile ({mi}, {nj})"
@@ -216,7 +185,7 @@ def check_gemm_race(schedule_gemm, make_matmul, mi, nj, size=1024, target=None):
     new = as_module(name, case, call_learner(name, case, schedule_gemm, mod, mi, nj,
                                              hint="exercise 3's function"))
     ex = call_learner(name, case, tvmkit.build, new, target, label="tvmkit.build(mod)")
-    a, b = _operands(size, size, size)
+    a, b = matmul_operands(size, size, size)
     out = tvmkit.empty((size, size))
     ta, tb = tvmkit.tensor(a), tvmkit.tensor(b)
     ex["main"](ta, tb, out)
@@ -229,7 +198,8 @@ def check_gemm_race(schedule_gemm, make_matmul, mi, nj, size=1024, target=None):
                           "size and these tiles?")
     time.sleep(SETTLE_S)
     tvm_s = tvmkit.time_function(ex, ta, tb, out, name="tvm").median
-    numpy_s = _median_seconds(lambda: a @ b)
+    time.sleep(SETTLE_S)
+    numpy_s = timing.measure(lambda: a @ b, name="numpy").median
     flops = 2 * size**3
     result = {
         "tvm_gflops": flops / tvm_s / 1e9,

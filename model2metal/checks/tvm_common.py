@@ -146,6 +146,35 @@ def check_result(
                        hint=hint)
 
 
+def matmul_operands(m: int, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """A (m, k) and B (k, n), float32, seeded by the sizes."""
+    rng = np.random.default_rng(m * 10007 + n * 101 + k)
+    return (rng.normal(size=(m, k)).astype(np.float32),
+            rng.normal(size=(k, n)).astype(np.float32))
+
+
+def run_matmul(name: str, case: str, mod, m: int, n: int, k: int, relu: bool = False,
+               target=None) -> None:
+    """``main(A (m, k), B (k, n), C (m, n))`` computes ``C = A @ B`` (with ``relu``:
+    ``max(A @ B, 0)``): buffers, result on NaN-filled output, and the hints for a
+    missing ReLU and for a sum that did not start from zero."""
+    expect_buffers(name, case, mod, [("A", (m, k)), ("B", (k, n)), ("C", (m, n))])
+    a, b = matmul_operands(m, n, k)
+    product = a.astype(np.float64) @ b
+    expected = (np.maximum(product, 0) if relu else product).astype(np.float32)
+    got = compile_and_run(name, case, mod, [("A", a), ("B", b)], (m, n), target)
+    hint = None
+    finite = bool(np.isfinite(got).all())
+    if relu and finite and (product < 0).any() and np.allclose(
+        got, product, rtol=1e-4, atol=1e-4
+    ):
+        hint = "that is A @ B without the ReLU: the relu block writes max(Y, 0) into C"
+    elif finite and np.allclose(got, 2 * expected, rtol=1e-4, atol=1e-4):
+        hint = ("twice the product: the sum started from the previous run's result "
+                "(a reduction needs T.init to reset it)")
+    check_result(name, case, got, expected, "C", rtol=1e-4, atol=1e-4, hint=hint)
+
+
 def returned_module(name: str, case: str, new, original_text: str, original):
     """The module a schedule function returned, with the usual mistakes named: the
     given module changed, or returned unchanged."""
