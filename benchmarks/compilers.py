@@ -8,15 +8,23 @@ Each number is the median of ``--repeat`` runs after warm-up, and every ratio is
 NumPy measured in the same run. The naive loop nest runs at ``--naive-size`` (it takes
 seconds per call at 1024³); GFLOP/s compare across sizes.
 
+The second table is the course model (chapter 2's digits CNN) at batch 1 and 32:
+PyTorch eager, ONNX Runtime on chapter 3's ONNX file, TVM compiled from the
+``torch.export`` program with the course's fusion stages and no tuning, and TVM with the committed MetaSchedule
+records of ``model2metal/assets/tuning/course_model`` (``benchmarks/metaschedule.py``
+makes them; on a CPU they were not made for, that row says so and shows the untuned
+build). Every runtime uses all cores; ratios are to ONNX Runtime in the same run.
+
     .venv/bin/python benchmarks/compilers.py [--size 1024] [--repeat 15] [--write]
 
-``--write`` saves ``benchmarks/results/compilers.md`` and ``.json``. About a minute.
-MetaSchedule tuning and the course model's rows are still to come.
+``--write`` saves ``benchmarks/results/compilers.md`` and ``.json``. About two
+minutes.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -24,7 +32,6 @@ import numpy as np
 from model2metal import tvmkit
 from results_file import emit
 
-T = tvmkit.T
 
 #: each step, cumulative: (label, options for schedule())
 STEPS = [
@@ -41,19 +48,8 @@ STEPS = [
 ]
 
 
-def matmul(m, n, k):
-    @T.prim_func(s_tir=True)
-    def main(A: T.Buffer((m, k), "float32"), B: T.Buffer((k, n), "float32"),
-             C: T.Buffer((m, n), "float32")):
-        T.func_attr(tvmkit.NOALIAS)
-        for i, j, r in T.grid(m, n, k):
-            with T.sblock("C"):
-                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
-                with T.init():
-                    C[vi, vj] = T.float32(0)
-                C[vi, vj] = C[vi, vj] + A[vi, vr] * B[vr, vj]
-
-    return tvmkit.tvm.IRModule({"main": main})
+#: the chapter's one matmul module (the same one the tuning records match)
+matmul = tvmkit.matmul_module
 
 
 def schedule(mod, mi, nj, vectorize=False, parallel=False, local=False, pack=False,
@@ -118,6 +114,47 @@ def numpy_gflops(a, b, repeat):
     return 2 * a.shape[0] * b.shape[1] * a.shape[1] / float(np.median(samples)) / 1e9
 
 
+def course_model_rows(repeat):
+    """{(runtime, batch): median seconds} for the course model, and a note on
+    the tuned build (which records applied)."""
+    import torch
+
+    from model2metal import onnxkit, timing
+    from model2metal.data import load_digits_split
+    from model2metal.models import load_course_model, preprocess
+
+    model = load_course_model()
+    session = onnxkit.session(onnxkit.COURSE_ONNX)
+    digits = preprocess(load_digits_split()[1][:32])
+    rows, notes = {}, []
+    for batch in (1, 32):
+        images = digits[:batch]
+        relax_mod = tvmkit.relax_from_torch(model, (images,))
+        fused = tvmkit.relax_stages(relax_mod)[-1][2]   # tvm.compile on a CPU
+        untuned = tvmkit.relax_vm(tvmkit.build(fused))  # does not fuse by itself
+        build = tvmkit.compile_relax_tuned(
+            relax_mod, os.path.join(tvmkit.TUNING_DIR, "course_model"))
+        tuned = tvmkit.relax_vm(build.executable)
+        notes.append(f"batch {batch}: {build.reason}")
+        x = tvmkit.tensor(images.numpy())
+        with torch.no_grad():
+            expected = model(images).numpy()
+        for vm in (untuned, tuned):
+            error = np.abs(vm["main"](x).numpy() - expected).max()
+            assert error < 1e-4, f"TVM differs from PyTorch by {error:.1e}"
+        runs = {
+            "PyTorch eager": (torch.no_grad()(model), images),
+            "ONNX Runtime": (lambda feed: session.run(None, feed),
+                             {"images": images.numpy()}),
+            "TVM, fused, untuned": (untuned["main"], x),
+            "TVM, tuned (committed records)": (tuned["main"], x),
+        }
+        for runtime, (fn, arg) in runs.items():
+            time.sleep(SETTLE_S)
+            rows[runtime, batch] = timing.measure(fn, arg, repeat=repeat).median
+    return rows, notes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1024)
@@ -149,6 +186,7 @@ def main() -> None:
                  tvm_gflops(schedule(matmul(n, n, n), g_mi, g_nj, **STEPS[-1][1]),
                             a, b, args.repeat, target=generic)))
     numpy_after = numpy_gflops(a, b, args.repeat)
+    model_rows, model_notes = course_model_rows(args.repeat)
     # the ratios use NumPy's better measurement: conservative for TVM
     reference = max(numpy_before, numpy_after)
 
@@ -167,7 +205,19 @@ def main() -> None:
         "",
         f"NumPy was measured before and after the TVM rows ({numpy_before:.1f} and "
         f"{numpy_after:.1f} GFLOP/s); the ratios use the better of the two.",
+        "",
+        "The course model (digits CNN), median latency per call, all cores:",
+        "",
+        "| runtime | batch 1 (ms) | × ORT | batch 32 (ms) | × ORT |",
+        "|---|---:|---:|---:|---:|",
     ]
+    runtimes = dict.fromkeys(name for name, _ in model_rows)
+    for runtime in runtimes:
+        cells = [f"{model_rows[runtime, b] * 1e3:.3f} | "
+                 f"{model_rows[runtime, b] / model_rows['ONNX Runtime', b]:.2f}"
+                 for b in (1, 32)]
+        body.append(f"| {runtime} | " + " | ".join(cells) + " |")
+    body += ["", "Tuned rows: " + "; ".join(model_notes) + "."]
     emit(
         "compilers",
         f"median of {args.repeat} runs after warm-up (TVM time_evaluator; NumPy "
@@ -182,6 +232,11 @@ def main() -> None:
             "numpy_gflops_before_after": [numpy_before, numpy_after],
             "rows": [{"schedule": label, "gflops": value,
                       "ratio_to_numpy": value / reference} for label, value in rows],
+            "course_model_ms": [
+                {"runtime": runtime, "batch": batch, "ms": seconds * 1e3,
+                 "ratio_to_ort": seconds / model_rows["ONNX Runtime", batch]}
+                for (runtime, batch), seconds in model_rows.items()],
+            "course_model_tuning": model_notes,
         },
     )
 

@@ -77,19 +77,7 @@ def test_time_function_returns_a_course_timing_result():
 # --- the chapter 4 additions ------------------------------------------------------------
 
 
-def matmul(m, n, k):
-    @T.prim_func(s_tir=True)
-    def main(A: T.Buffer((m, k), "float32"), B: T.Buffer((k, n), "float32"),
-             C: T.Buffer((m, n), "float32")):
-        T.func_attr(tvmkit.NOALIAS)
-        for i, j, r in T.grid(m, n, k):
-            with T.sblock("C"):
-                vi, vj, vr = T.axis.remap("SSR", [i, j, r])
-                with T.init():
-                    C[vi, vj] = T.float32(0)
-                C[vi, vj] = C[vi, vj] + A[vi, vr] * B[vr, vj]
-
-    return tvmkit.tvm.IRModule({"main": main})
+matmul = tvmkit.matmul_module
 
 
 def test_simd_lanes_and_registers_of_the_generic_target():
