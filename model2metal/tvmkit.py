@@ -779,7 +779,8 @@ def vector_stores(lines: list[str]) -> int:
 # Relax function, and one call of a compiled graph on NumPy data.
 
 __all__ += ["relax_pass_names", "apply_passes", "relax_signature", "relax_run",
-            "fresh_process_call", "FreshResult", "RUNTIME_ONLY_BLOCKED"]
+            "fresh_process_call", "FreshResult", "RUNTIME_ONLY_BLOCKED",
+            "RUNTIME_ONLY_RUNNER"]
 
 
 def relax_pass_names() -> list[str]:
@@ -1150,7 +1151,10 @@ def time_kernels(mod, target: Target | None = None, seed: int = 0,
     return out
 
 
-_RUNTIME_ONLY = r"""
+#: Deployment code that needs only TVM's runtime and NumPy: ``run(path, array)``
+#: loads a library written by :func:`relax_export` and calls its ``main``
+#: (the source :func:`fresh_process_call` runs for :func:`run_library_fresh`).
+RUNTIME_ONLY_RUNNER = r"""
 import numpy as np
 import tvm
 from tvm import relax
@@ -1170,7 +1174,7 @@ def run_library_fresh(path, array: np.ndarray, python: str | None = None) -> dic
     for array, "modules": the top-level packages that process had imported at
     the end}``. Raises ``RuntimeError`` with the process's error when it
     fails. ``python`` defaults to this interpreter."""
-    result = fresh_process_call(_RUNTIME_ONLY, "run", path, array,
+    result = fresh_process_call(RUNTIME_ONLY_RUNNER, "run", path, array,
                                 python=python)
     if result.error is not None:
         raise RuntimeError(f"fresh process failed:\n{result.error}")
@@ -1568,8 +1572,9 @@ def compile_relax_tuned(relax_mod, database_dir,
                         target: Target | str | None = None,
                         force: bool = False) -> TunedBuild:
     """Compile a Relax module with the committed tuning records in
-    ``database_dir`` (``relax_integration.compile_relax``: fuse, apply the
-    records, lower) when they were made for this target
+    ``database_dir`` (the prepared, fused module, the records applied with
+    ``MetaScheduleApplyDatabase``, then ``tvm.compile``) when they were made
+    for this target
     (:func:`tuning_target_matches`, or ``force``); otherwise compile the same
     prepared module untuned with ``tvm.compile`` — the fallback, with
     ``applied`` False and the ``reason``. ``n_tuned`` counts the fused kernels

@@ -45,6 +45,7 @@ __all__ = [
     "check_compile_and_export",
     "check_run_library",
     "fresh_process_run",
+    "run_deployment_code",
 ]
 
 #: Kernels the course model needs after fusion: one per convolution (with its
@@ -93,11 +94,19 @@ def _imported(batch: int):
 
 
 @functools.cache
+def _optimised(batch: int):
+    """The check's module after the course's fusion stages."""
+    from .. import tvmkit
+
+    return tvmkit.relax_stages(_imported(batch))[-1][2]
+
+
+@functools.cache
 def _reference_library(batch: int) -> str:
     """A library the check built itself, for checking the deployment code."""
     from .. import tvmkit
 
-    mod = tvmkit.relax_stages(_imported(batch))[-1][2]
+    mod = _optimised(batch)
     folder = tempfile.mkdtemp(prefix="m2m_lab04_03_")
     path = os.path.join(folder, f"reference_b{batch}.so")
     tvmkit.relax_export(tvmkit.build(mod), path)
@@ -254,17 +263,6 @@ def check_optimise(optimise) -> None:
 # 3-4. the artefact and the deployment code, in a fresh process
 # ---------------------------------------------------------------------------
 
-_REFERENCE_RUNNER = '''
-import numpy as np
-import tvm
-from tvm import relax
-
-def run(path, images):
-    vm = relax.VirtualMachine(tvm.runtime.load_module(path), tvm.cpu())
-    return vm["main"](tvm.runtime.tensor(images)).numpy()
-'''
-
-
 def fresh_process_run(source: str, function: str, library: str,
                       images: np.ndarray):
     """``(result, error)`` of ``function(library, images)`` from ``source``,
@@ -289,13 +287,13 @@ def check_compile_and_export(compile_and_export) -> None:
     case = f"the course model, optimised, batch={batch}"
     from .. import tvmkit
 
-    mod = tvmkit.relax_stages(_imported(batch))[-1][2]
+    mod = _optimised(batch)
     with tempfile.TemporaryDirectory(prefix="m2m_export_") as folder:
         path = os.path.join(folder, "digits_cnn.so")
         call_learner(name, case, compile_and_export, mod, path,
                      hint="mod is an optimised Relax module, path a str: build "
                      "for this CPU, then write the library to path")
-        written = [f for f in os.listdir(folder)]
+        written = os.listdir(folder)
         assert_true(os.path.isfile(path), name, case,
                     f"no file at the path you were given ({path}); the folder "
                     f"holds {written or 'nothing'}",
@@ -305,7 +303,8 @@ def check_compile_and_export(compile_and_export) -> None:
         assert_true(size > 0, name, case, "the file at path is empty",
                     "the compiled Executable writes itself to a library file")
         images = _digits(batch)
-        got, error = fresh_process_run(_REFERENCE_RUNNER, "run", path, images)
+        got, error = fresh_process_run(tvmkit.RUNTIME_ONLY_RUNNER, "run", path,
+                                         images)
     if error is not None:
         raise CheckFailed(
             name, case,
@@ -331,6 +330,15 @@ def _source_of(name: str, case: str, fn) -> str:
             f"cannot read the source of {describe(fn)} ({type(exc).__name__})",
             "define run_library with `def` in a notebook cell: the check runs "
             "its source in a fresh process") from None
+
+
+def run_deployment_code(fn, library: str, images: np.ndarray):
+    """``(result, error)`` of a deployment function such as the lab's
+    ``run_library``, its source run alone in a fresh process that cannot
+    import PyTorch or the course package (see :func:`fresh_process_run`)."""
+    source = _source_of("run_deployment_code", None, fn)
+    return fresh_process_run(source, getattr(fn, "__name__", "run_library"),
+                             library, images)
 
 
 def check_run_library(run_library) -> None:
