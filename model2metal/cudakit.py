@@ -37,6 +37,7 @@ import contextlib
 import dis
 import inspect
 import json
+import linecache
 import os
 import re
 import subprocess
@@ -46,7 +47,6 @@ import threading
 import types as pytypes
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -107,20 +107,28 @@ def _code_names(code) -> set[str]:
     return names
 
 
-def _undecorated_source(fn) -> str:
+def _function_tree(fn) -> ast.FunctionDef:
+    """The parsed definition of ``fn`` without its decorators."""
     try:
         src = textwrap.dedent(inspect.getsource(fn))
     except (OSError, TypeError) as exc:
         raise PtxError(f"cannot read the source of {fn.__name__}: {exc}") from None
-    tree = ast.parse(src)
-    node = next(n for n in tree.body if isinstance(n, ast.FunctionDef))
+    node = next(n for n in ast.parse(src).body if isinstance(n, ast.FunctionDef))
     node.decorator_list = []
-    return ast.unparse(node)
+    return node
 
 
-def _global_line(name: str, value) -> str | None:
-    """One line that recreates a global in the compiler process, or None when the
-    name needs nothing (a builtin)."""
+def _scope(fn) -> dict:
+    """The names ``fn`` can see: its globals and, for a kernel made by a
+    factory, the values of its closure."""
+    scope = dict(fn.__globals__)
+    for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
+        scope[name] = cell.cell_contents
+    return scope
+
+
+def _global_line(name: str, value) -> str:
+    """One line that recreates a global in the compiler process."""
     import numba
 
     if isinstance(value, pytypes.ModuleType):
@@ -153,9 +161,7 @@ def _kernel_program(fn) -> str:
     seen: set[str] = set()
 
     def visit(f, device_fn: bool):
-        scope = dict(f.__globals__)
-        for name, cell in zip(f.__code__.co_freevars, f.__closure__ or ()):
-            scope[name] = cell.cell_contents  # a kernel made by a factory
+        scope = _scope(f)
         wanted = _code_names(f.__code__) | set(f.__code__.co_freevars)
         for name in sorted(wanted):
             if name in seen or name not in scope:
@@ -165,10 +171,8 @@ def _kernel_program(fn) -> str:
             if _is_device_function(value):
                 visit(_python_function(value), True)
             else:
-                line = _global_line(name, value)
-                if line:
-                    lines.append(line)
-        src = _undecorated_source(f)
+                lines.append(_global_line(name, value))
+        src = ast.unparse(_function_tree(f))
         if device_fn:
             src = "@cuda.jit(device=True)\n" + src
             if "from numba import cuda as cuda" not in lines:
@@ -258,6 +262,14 @@ class Ptx:
         return self.text
 
 
+def _child_env(simulator: bool) -> dict:
+    """This process's environment for a Python child that uses the simulator
+    (or, for NVVM, does not), whatever this process chose."""
+    env = {k: v for k, v in os.environ.items() if k != "M2M_CUDA"}
+    env["NUMBA_ENABLE_CUDASIM"] = "1" if simulator else "0"
+    return env
+
+
 def ptx(kernel, signature: str, cc: tuple[int, int] = (8, 0),
         lineinfo: bool = False, timeout: float = 180) -> Ptx:
     """Compile ``kernel`` for compute capability ``cc`` and return its PTX.
@@ -274,9 +286,7 @@ def ptx(kernel, signature: str, cc: tuple[int, int] = (8, 0),
         text, _ = cuda.compile_ptx(fn, signature, cc=cc, lineinfo=lineinfo)
         return Ptx(fn.__name__, tuple(cc), _short_names(text, fn.__name__))
     program = _kernel_program(fn)
-    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_ENABLE_CUDASIM",
-                                                             "M2M_CUDA")}
-    env["NUMBA_ENABLE_CUDASIM"] = "0"
+    env = _child_env(simulator=False)
     payload = json.dumps([program, fn.__name__, signature, list(cc), lineinfo])
     try:
         done = subprocess.run(
@@ -284,7 +294,8 @@ def ptx(kernel, signature: str, cc: tuple[int, int] = (8, 0),
             capture_output=True, text=True, timeout=timeout,
         )
     except subprocess.TimeoutExpired:
-        raise PtxError(f"compiling {fn.__name__} to PTX took over {timeout} s") from None
+        raise PtxError(
+            f"compiling {fn.__name__} to PTX took over {timeout} s") from None
     if done.returncode != 0:
         raise PtxError(f"compiling {fn.__name__} to PTX failed: "
                        + _compiler_error(done.stderr, done.returncode))
@@ -349,7 +360,8 @@ def _short(t: tuple, dims: int) -> str:
 class _Recorder:
     def __init__(self):
         self.accesses: list[_Access] = []
-        self.barriers: dict[tuple, dict[int, list]] = defaultdict(dict)
+        # block -> threadIdx -> source lines of the barriers it passed
+        self.barriers: dict[tuple, dict[tuple, list]] = defaultdict(dict)
         self.negative = 0
         self.uninitialised: list = []  # (array, block, thread, offset)
         self.written: dict = defaultdict(set)  # (block, shared array) -> offsets
@@ -420,10 +432,6 @@ class _TracedArray:
     def __getattr__(self, name):
         return getattr(self._ary, name)
 
-    @property
-    def _numba_type_(self):  # pragma: no cover - only used by real numba
-        raise TypeError("a traced array runs only in the simulator")
-
 
 def _sim_classes():
     from numba.cuda.simulator import kernel as sim_kernel
@@ -472,8 +480,6 @@ def _instrumented(rec: _Recorder):
         with lock:
             wrapped = self._allocations.get(key)
             if wrapped is None:
-                import linecache
-
                 line = linecache.getline(*key).strip()
                 m = re.match(r"(\w+)\s*=", line)
                 name = m.group(1) if m else f"shared@{key[1]}"
@@ -595,17 +601,17 @@ class Trace:
                 groups[(a.block, a.tid // 32, a.array, a.seq)].append(a)
         return groups
 
+    @staticmethod
+    def _sectors(group) -> set:
+        return {a.offset * a.itemsize // SECTOR_BYTES for a in group}
+
     def sectors_per_request(self, array: str | None = None, kind: str = "r") -> float:
         """Mean number of 32-byte sectors one warp-wide global access touches
         (4 for 32 consecutive float32, 32 when each thread hits its own sector)."""
         groups = self._warp_groups("global", array, kind)
         if not groups:
             return 0.0
-        total = sum(
-            len({a.offset * a.itemsize // SECTOR_BYTES for a in g})
-            for g in groups.values()
-        )
-        return total / len(groups)
+        return sum(len(self._sectors(g)) for g in groups.values()) / len(groups)
 
     def efficiency(self, array: str | None = None, kind: str = "r") -> float:
         """Bytes the threads asked for over bytes the sectors moved (1.0 is
@@ -614,8 +620,7 @@ class Trace:
         used = moved = 0
         for g in groups.values():
             used += len({a.offset for a in g}) * g[0].itemsize
-            moved += SECTOR_BYTES * len(
-                {a.offset * a.itemsize // SECTOR_BYTES for a in g})
+            moved += SECTOR_BYTES * len(self._sectors(g))
         return used / moved if moved else 1.0
 
     def bank_conflicts(self, array: str | None = None) -> float:
@@ -632,6 +637,13 @@ class Trace:
         return sum(passes) / len(passes) if passes else 1.0
 
     # --- races and barriers -------------------------------------------------
+    def _index(self, name: str, offset: int) -> tuple:
+        """The index of the element at ``offset`` of array ``name``."""
+        shape = self.shapes.get(name, ())
+        if not shape:
+            return (offset,)
+        return tuple(int(i) for i in np.unravel_index(offset, shape))
+
     def hazards(self, limit: int = 10) -> list[Hazard]:
         """Data races: one element touched by two threads with no barrier
         between them (same block, same barrier interval; or two blocks, which
@@ -655,12 +667,10 @@ class Trace:
             hit = _first_conflict(writers, group)
             if hit:
                 w, o = hit
-                shape = self.shapes.get(name, ())
-                index = tuple(int(i) for i in np.unravel_index(offset, shape)) \
-                    if shape else (offset,)
                 kind = "write-write" if o.kind != "r" else "read-write"
-                found.append(Hazard(space, name, index, kind, (w.block, w.thread),
-                                    (o.block, o.thread), self.dims))
+                found.append(Hazard(space, name, self._index(name, offset), kind,
+                                    (w.block, w.thread), (o.block, o.thread),
+                                    self.dims))
                 if len(found) >= limit:
                     break
         return found
@@ -671,9 +681,7 @@ class Trace:
         out = []
         first = sorted(self.uninitialised, key=lambda u: (u[1], u[0], u[3], u[2]))
         for name, blk, thread, offset in first[:limit]:
-            shape = self.shapes.get(name, ())
-            index = tuple(int(i) for i in np.unravel_index(offset, shape)) \
-                if shape else (offset,)
+            index = self._index(name, offset)
             out.append(f"shared {name}[{', '.join(map(str, index))}] read by "
                        f"thread {_short(thread, self.dims)} of block "
                        f"{_short(blk, self.dims)} before any thread wrote it")
@@ -757,32 +765,30 @@ def trace(kernel, grid, block, *args) -> Trace:
         grid=tuple(grid_t) + (1,) * (3 - len(grid_t)),
         block=tuple(block_t) + (1,) * (3 - len(block_t)),
         accesses=rec.accesses, barriers=dict(rec.barriers), shapes=rec.shapes,
-        negative_indices=rec.negative, uninitialised=rec.uninitialised, dims=max(len(grid_t), len(block_t)),
+        negative_indices=rec.negative, uninitialised=rec.uninitialised,
+        dims=max(len(grid_t), len(block_t)),
     )
+
+
+def _is_barrier(node) -> bool:
+    """A statement that is a call of ``<something>.syncthreads()``."""
+    call = getattr(node, "value", None)
+    return (isinstance(node, ast.Expr) and isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr == "syncthreads")
 
 
 class _DropBarrier(ast.NodeTransformer):
     def __init__(self, which: int, total: int):
-        self.target = which % total if total else -1
+        self.target = which % total
         self.seen = -1
 
     def visit_Expr(self, node):
-        call = node.value
-        if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
-                and call.func.attr == "syncthreads"):
+        if _is_barrier(node):
             self.seen += 1
             if self.seen == self.target:
                 return ast.Pass()
         return node
-
-
-def _barrier_calls(tree) -> int:
-    return sum(
-        1 for n in ast.walk(tree)
-        if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)
-        and isinstance(n.value.func, ast.Attribute)
-        and n.value.func.attr == "syncthreads"
-    )
 
 
 def without_barrier(kernel, which: int = -1):
@@ -792,20 +798,19 @@ def without_barrier(kernel, which: int = -1):
     from numba import cuda
 
     fn = _python_function(kernel)
-    tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef):
-            node.decorator_list = []
-    # keep the original line numbers: the tracer names shared arrays from them
-    ast.increment_lineno(tree, fn.__code__.co_firstlineno - 1)
-    total = _barrier_calls(tree)
+    tree = _function_tree(fn)
+    total = sum(1 for node in ast.walk(tree) if _is_barrier(node))
     if total == 0:
         return kernel
-    tree = ast.fix_missing_locations(_DropBarrier(which, total).visit(tree))
-    scope = dict(fn.__globals__)
-    for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
-        scope[name] = cell.cell_contents
-    exec(compile(tree, fn.__code__.co_filename, "exec"), scope)
+    source = ast.unparse(_DropBarrier(which, total).visit(tree)) + "\n"
+    # the copy's source goes where inspect and the tracer look for it: the
+    # tracer names shared arrays from their lines, and a machine with a GPU
+    # traces a kernel by sending its source to a simulator process
+    filename = f"<{fn.__name__} without barrier {which}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True),
+                                 filename)
+    scope = _scope(fn)
+    exec(compile(source, filename, "exec"), scope)
     return cuda.jit(scope[fn.__name__])
 
 
@@ -862,8 +867,7 @@ def _trace_in_simulator_process(kernel, grid, block, args, timeout=600):
 
     fn = _python_function(kernel)
     hosts = [a.copy_to_host() if hasattr(a, "copy_to_host") else a for a in args]
-    env = {k: v for k, v in os.environ.items() if k != "M2M_CUDA"}
-    env["NUMBA_ENABLE_CUDASIM"] = "1"
+    env = _child_env(simulator=True)
     payload = pickle.dumps((_kernel_program(fn), fn.__name__, grid, block, hosts))
     done = subprocess.run([sys.executable, "-c", _TRACE_SCRIPT], input=payload,
                           env=env, capture_output=True, timeout=timeout)

@@ -285,3 +285,8 @@ def test_without_barrier_removes_one_syncthreads():
         assert bool(tr.hazards()) == racy
         assert {h.array for h in tr.hazards(limit=1000)} == {"sa", "sb"}
     assert cudakit.without_barrier(add) is add
+    # a machine with a GPU traces the copy from its source, in a simulator process
+    copy = cudakit.without_barrier(full, -1)
+    there = cudakit._trace_in_simulator_process(
+        copy, (2, 2), (TILE, TILE), (a, a, np.zeros((n, n), np.float32)))
+    assert {h.array for h in there.hazards(limit=1000)} == {"sa", "sb"}

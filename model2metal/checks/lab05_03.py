@@ -60,7 +60,8 @@ _DIVERGENCE_HINT = (
 def _require_kernel(check: str, kernel: Any) -> None:
     if not (callable(kernel) and hasattr(kernel, "py_func")):
         raise CheckFailed(
-            check, "the argument", f"expected a @cuda.jit kernel, got {describe(kernel)}",
+            check, "the argument",
+            f"expected a @cuda.jit kernel, got {describe(kernel)}",
             "decorate the function with @cuda.jit and pass the kernel itself",
         )
 
@@ -112,7 +113,8 @@ def _matmul_cases(tile: int):
     rng = np.random.default_rng(53)
     shapes = [
         ("one tile", (tile, tile, tile)),
-        ("sizes that are not multiples of the tile", (tile + 5, tile + 3, 2 * tile - 6)),
+        ("sizes that are not multiples of the tile",
+         (tile + 5, tile + 3, 2 * tile - 6)),
         ("a thin matrix, k < tile", (3, max(tile // 2, 1), tile + 1)),
         ("1 x 1 x 1", (1, 1, 1)),
     ]
@@ -128,8 +130,9 @@ def check_matmul_tiled(kernel, tile: int) -> None:
     check = "check_matmul_tiled"
     _require_kernel(check, kernel)
     if not isinstance(tile, (int, np.integer)) or not 1 <= tile <= 32:
-        raise CheckFailed(check, "the tile", f"expected an int in 1..32, got "
-                          f"{describe(tile)}", "pass the TILE constant your kernel uses")
+        raise CheckFailed(check, "the tile",
+                          f"expected an int in 1..32, got {describe(tile)}",
+                          "pass the TILE constant your kernel uses")
     tile = int(tile)
     n_cases = 0
     for case, a, b in _matmul_cases(tile):
