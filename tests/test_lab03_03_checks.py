@@ -7,6 +7,7 @@ The service checks start real processes: the apps below are sent to them by valu
 import asyncio
 import json
 import os
+import re
 import sys
 import time
 from contextlib import asynccontextmanager
@@ -449,8 +450,10 @@ def test_load_test_rejects_a_sequential_and_an_unbounded_client():
     # concurrency 1 passes; the first concurrent case finds the missing overlap
     rejects(checks.check_load_test, sequential,
             expect=r"concurrency 4.*(received 41 requests|at most 1 request)")
-    rejects(checks.check_load_test, client(unbounded=True),
-            expect=r"had 2\d of your requests in flight at once; the limit is 1")
+    # how many overlap depends on the machine's speed; any number above 1 is wrong
+    msg = rejects(checks.check_load_test, client(unbounded=True),
+                  expect=r"had \d+ of your requests in flight at once; the limit is 1")
+    assert int(re.search(r"had (\d+) of your", msg).group(1)) >= 2, msg
 
 
 def test_load_test_must_be_a_coroutine_function():
