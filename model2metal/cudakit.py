@@ -313,7 +313,10 @@ class TraceUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
-class _Access:
+class Access:
+    """One element access of one thread, as recorded by :func:`trace`
+    (``Trace.accesses`` lists them in the order the simulator ran them)."""
+
     space: str  # "global" or "shared"
     array: str
     block: tuple
@@ -359,7 +362,7 @@ def _short(t: tuple, dims: int) -> str:
 
 class _Recorder:
     def __init__(self):
-        self.accesses: list[_Access] = []
+        self.accesses: list[Access] = []
         # block -> threadIdx -> source lines of the barriers it passed
         self.barriers: dict[tuple, dict[tuple, list]] = defaultdict(dict)
         self.negative = 0
@@ -397,7 +400,7 @@ class _Recorder:
         key = (space, name, kind)
         seq = seqs[key]
         seqs[key] = seq + 1
-        self.accesses.append(_Access(
+        self.accesses.append(Access(
             space, name, tuple(thread.blockIdx), tuple(thread.threadIdx),
             thread.thread_id, thread.__dict__.get("_m2m_epoch", 0), kind, offset,
             itemsize, seq,
