@@ -15,8 +15,8 @@ import importlib
 
 __version__ = "0.1.0"
 _SUBMODULES = (
-    "checks", "data", "device", "models", "plotting", "seeding", "shapes", "timing",
-    "tvmkit",
+    "checks", "cudakit", "data", "device", "graphs", "hwkit", "models", "onnxkit",
+    "plotting", "seeding", "serving", "shapes", "timing", "tvmkit",
 )
 __all__ = list(_SUBMODULES)
 

@@ -231,3 +231,12 @@ def mnemonics(asm: str) -> set[str]:
 
 def x86_packed_arith(asm: str) -> set[str]:
     return {word for word in mnemonics(asm) if PACKED.match(word)}
+
+
+#: scalar float arithmetic: the same operations in their ss/sd (one-element) forms
+SCALAR = re.compile(r"^v?(add|sub|mul|div|min|max|sqrt|fn?m(add|sub)\d{3})s[sd]$")
+
+
+def x86_scalar_arith(asm: str) -> set[str]:
+    """The scalar float arithmetic mnemonics (``vaddss``, ``vfmadd231sd``, ...)."""
+    return {word for word in mnemonics(asm) if SCALAR.match(word)}
