@@ -3,7 +3,8 @@
 Phases (all run, even after a failure, so one run shows every problem):
 
 1. unit       helper package, generator and cleaner, check-rejects-wrong-code tests,
-              notebook policy and labs-in-sync (pytest, no notebooks executed)
+              notebook policy and labs-in-sync (pytest on two cores, no notebooks
+              executed; the ten slowest tests are listed)
 2. stubs      every generated lab executes and fails only with NotImplementedError
 3. nbval      every solution re-executed and its outputs compared (strict)
 4. foreign    the same nbval run under settings that make this CPU compute floats as
@@ -40,7 +41,9 @@ NBVAL = PYTEST + [
 ]
 
 PHASES = [
-    ("unit", PYTEST + ["tests", "-m", "not notebooks and not browser"]),
+    # two workers, one test file each at a time: module fixtures are built once
+    ("unit", PYTEST + ["tests", "-m", "not notebooks and not browser", "-n", "2",
+                       "--dist", "loadfile", "--durations", "10"]),
     ("stubs", PYTEST + ["tests", "-m", "notebooks", "-n", "2", "--dist", "load"]),
     ("nbval", NBVAL),
     ("foreign", [PY, "tools/foreign_cpu.py", "--nbval"]),
