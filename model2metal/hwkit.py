@@ -363,14 +363,16 @@ def plot_roofline(
             label="roofline")
     ridge = roofline.ridge_point
     ax.axvline(ridge, color=COLORS["other"], ls=":", lw=1)
-    ax.annotate(f"ridge {ridge:.2g} flop/B", (ridge, roofline.peak_gflops),
-                textcoords="offset points", xytext=(4, -14), fontsize="small")
+    ax.text(ridge * 1.1, 0.03, f"ridge {ridge:.2g} flop/B", fontsize="small",
+            transform=ax.get_xaxis_transform())  # at the foot: clear of points
     palette = [c for k, c in COLORS.items() if k != "other"]
     for k, (name, (intensity, gflops)) in enumerate(items):
         color = palette[k % len(palette)]
         ax.plot([intensity], [gflops], "o", color=color)
+        # neighbouring points alternate above and below, so labels do not overlap
         ax.annotate(name, (intensity, gflops), textcoords="offset points",
-                    xytext=(5, 4), fontsize="small", color=color)
+                    xytext=(5, 4 if k % 2 == 0 else -11), fontsize="small",
+                    color=color)
     ax.set(xscale="log", yscale="log", xlim=(lo, hi),
            xlabel="arithmetic intensity (flop per DRAM byte)", ylabel="GFLOP/s",
            title=title or f"roofline of {roofline.hardware or 'this machine'}")
