@@ -43,6 +43,7 @@ __all__ = [
     "Roofline",
     "last_level_cache_bytes",
     "dram_elements",
+    "is_x86",
     "numba_asm",
     "packed_float_ops",
     "vector_registers",
@@ -98,6 +99,11 @@ def dram_elements(
 # ---------------------------------------------------------------------------
 
 
+def is_x86() -> bool:
+    """Whether this CPU runs x86 code (the only assembly the course parses)."""
+    return bool(re.match(r"(x86_64|amd64|i\d86)$", cpu_info().arch.lower()))
+
+
 def numba_asm(fn: Any, signature: Any = None) -> str:
     """The assembly of a compiled Numba function: of ``signature`` if given, else of
     its only (or first) compiled signature. ValueError if nothing is compiled yet."""
@@ -135,7 +141,7 @@ def vector_lanes() -> int:
     vectorised loop is compiled and its assembly read). Off x86, the CPU's widest
     vector (4 lanes if unknown)."""
     fallback = max(cpu_info().floats_per_vector, 4)
-    if not re.match(r"(x86_64|amd64|i\d86)$", cpu_info().arch.lower()):
+    if not is_x86():
         return fallback
     import numpy as np
     from numba import njit

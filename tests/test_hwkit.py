@@ -2,7 +2,6 @@
 measurements on small problems (their values are the machine's; their bookkeeping is
 checked)."""
 
-import platform
 
 import matplotlib
 import numpy as np
@@ -13,7 +12,7 @@ from model2metal import hwkit, timing
 matplotlib.use("Agg")
 
 x86 = pytest.mark.skipif(
-    platform.machine().lower() not in ("x86_64", "amd64"),
+    not hwkit.is_x86(),
     reason="reads x86 assembly",
 )
 

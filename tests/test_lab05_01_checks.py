@@ -3,17 +3,17 @@ dot without fastmath, a loop with an early exit, a blocked matmul whose inner lo
 starts at a variable, the naive i-j-k order, a library call), and wrong flop and byte
 counts; they accept other correct, vectorised kernels."""
 
-import platform
 
 import numpy as np
 import pytest
 from check_helpers import boom, raises_cleanly, rejects
 from numba import njit, prange
 
+from model2metal import hwkit
 from model2metal.checks import lab05_01 as checks
 
 x86 = pytest.mark.skipif(
-    platform.machine().lower() not in ("x86_64", "amd64"),
+    not hwkit.is_x86(),
     reason="the assembly checks read x86 assembly",
 )
 

@@ -15,10 +15,10 @@ is not read and the pass line says so.
 from __future__ import annotations
 
 import math
-import platform
 
 import numpy as np
 
+from .. import hwkit
 from .core import (
     CheckFailed,
     assert_array_close,
@@ -45,10 +45,6 @@ __all__ = [
 # ---------------------------------------------------------------------------
 
 
-def _is_x86() -> bool:
-    return platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
-
-
 def _asm_for(name: str, fn, args) -> str:
     """The assembly of ``fn`` for the types of ``args`` (the call just made)."""
     import numba
@@ -56,8 +52,7 @@ def _asm_for(name: str, fn, args) -> str:
     wanted = tuple(numba.typeof(a) for a in args)
     sig = next((s for s in fn.signatures if tuple(s) == wanted), None)
     try:
-        return fn.inspect_asm(sig) if sig is not None else next(
-            iter(fn.inspect_asm().values()))
+        return hwkit.numba_asm(fn, sig)
     except Exception as exc:  # noqa: BLE001 - report, never crash
         raise CheckFailed(name, "reading the assembly",
                           f"inspect_asm() raised {type(exc).__name__}: {exc}") from None
@@ -87,7 +82,7 @@ def _require_packed(name: str, fn, args, hint: str) -> bool:
     """The float32 arithmetic of ``fn``'s code for ``args`` is packed SIMD. False if
     the assembly could not be read here (not x86), True if it is packed; raises
     CheckFailed with what the assembly shows otherwise."""
-    if not _is_x86():
+    if not hwkit.is_x86():
         return False
     label = getattr(fn, "__name__", "your function")
     single, double, scalar = packed_report(_asm_for(name, fn, args))
