@@ -15,7 +15,7 @@ import importlib
 
 __version__ = "0.1.0"
 _SUBMODULES = (
-    "checks", "cudakit", "data", "device", "graphs", "hwkit", "models", "onnxkit",
+    "capture", "checks", "cudakit", "data", "device", "graphs", "hwkit", "models", "onnxkit",
     "plotting", "seeding", "serving", "shapes", "timing", "tvmkit",
 )
 __all__ = list(_SUBMODULES)

@@ -43,6 +43,8 @@ import tvm  # noqa: E402
 from tvm.script import tirx as T  # noqa: E402,F401  (re-exported: `from ... import T`)
 from tvm.target import Target  # noqa: E402
 
+from .capture import CStderr  # noqa: E402
+
 __all__ = [
     "tvm",
     "T",
@@ -507,33 +509,12 @@ def relax_stages(mod, skip: tuple[str, ...] = ()) -> list[tuple[str, str, object
     return out
 
 
-class _QuietFd2:
-    """Send what C++ code writes to file descriptor 2 (TVM's ``Scope Saving`` /
-    ``Scope Loaded`` log lines) to a temporary file while the block runs."""
-
-    def __enter__(self):
-        import sys
-        import tempfile
-
-        sys.stderr.flush()
-        self._sink = tempfile.TemporaryFile()
-        self._saved = os.dup(2)
-        os.dup2(self._sink.fileno(), 2)
-        return self
-
-    def __exit__(self, *exc):
-        os.dup2(self._saved, 2)
-        os.close(self._saved)
-        self._sink.close()
-        return False
-
-
 def relax_export(executable, path) -> int:
     """Write a compiled Relax module to a shared library (``.so``) at ``path``;
     returns its size in bytes. Needs a C++ compiler on the ``PATH`` (``g++`` or
     ``c++``), which TVM calls to link the file."""
     path = os.fspath(path)
-    with _QuietFd2():
+    with CStderr():
         executable.export_library(path)
     return os.path.getsize(path)
 
@@ -546,9 +527,9 @@ def relax_vm(executable_or_path, device=None):
 
     source = executable_or_path
     if isinstance(source, (str, os.PathLike)):
-        with _QuietFd2():
+        with CStderr():
             source = tvm.runtime.load_module(os.fspath(source))
-    with _QuietFd2():
+    with CStderr():
         return relax.VirtualMachine(source, device or tvm.cpu())
 
 
@@ -1609,11 +1590,11 @@ def compile_relax_tuned(relax_mod, database_dir,
 
         with target, database, tvm.transform.PassContext(opt_level=3):
             mod = relax.transform.MetaScheduleApplyDatabase()(mod)
-        with quiet_tuning(), _QuietFd2():
+        with quiet_tuning(), CStderr():
             ex = tvm.compile(mod, target=target)
         return TunedBuild(ex, n_tuned, n_kernels, True,
                           f"{n_tuned} of {n_kernels} kernels from the records")
-    with _QuietFd2():
+    with CStderr():
         ex = tvm.compile(mod, target=target)
     return TunedBuild(ex, 0, n_kernels, False, reason)
 
