@@ -152,3 +152,25 @@ def test_onnx_asset_is_the_committed_weights_with_a_dynamic_batch():
     assert [o.version for o in model.opset_import if o.domain == ""] == [module.OPSET]
     assert module.max_abs_error(onnxkit.COURSE_ONNX) <= module.MAX_ABS_ERROR
     assert onnxkit.COURSE_ONNX.stat().st_size <= 200_000
+
+
+def test_course_model_split_is_the_training_scripts_holdout():
+    """The pages review mistakes on the validation images the script held out."""
+    import numpy as np
+
+    from model2metal.data import COURSE_VAL_FRACTION, course_model_split
+
+    X_fit, X_val, X_test, y_fit, y_val, y_test = course_model_split()
+    X_train, X_test2, y_train, _ = load_digits_split()
+    assert len(y_fit) + len(y_val) == len(y_train) and np.array_equal(X_test, X_test2)
+    # every class is held out in proportion, and fit and validation are disjoint
+    for label in range(10):
+        share = (y_val == label).sum() / (y_train == label).sum()
+        assert abs(share - COURSE_VAL_FRACTION) < 0.02, (label, share)
+    fit_rows = {x.tobytes() for x in X_fit}
+    assert not any(x.tobytes() in fit_rows for x in X_val)
+    # the script draws the same indices from the same seed
+    script = load_training_script()
+    _, val = script.stratified_holdout(
+        y_train, script.VAL_FRACTION, np.random.default_rng(0))
+    assert np.array_equal(X_train[val], X_val)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from model2metal.data import load_digits_split
+from model2metal.data import COURSE_VAL_FRACTION, load_digits_split, stratified_holdout
 from model2metal.models import (
     PIXEL_MEAN,
     PIXEL_STD,
@@ -46,19 +46,7 @@ EPOCHS = 30
 BATCH_SIZE = 64
 MAX_LR = 1e-2
 WEIGHT_DECAY = 1e-4
-VAL_FRACTION = 0.1
-
-
-def stratified_holdout(y: np.ndarray, fraction: float, rng: np.random.Generator):
-    """Indices (train, val): ``fraction`` of every class goes to validation."""
-    val = []
-    for label in np.unique(y):
-        members = np.flatnonzero(y == label)
-        rng.shuffle(members)
-        val.extend(members[: max(1, round(fraction * len(members)))])
-    val = np.sort(np.array(val))
-    train = np.setdiff1d(np.arange(len(y)), val)
-    return train, val
+VAL_FRACTION = COURSE_VAL_FRACTION
 
 
 def random_shift(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
