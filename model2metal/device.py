@@ -224,6 +224,20 @@ def hardware_string() -> str:
     return f"{cpu.model} ({cpu.usable_cores} cores, {cpu.widest_simd})"
 
 
+def _wrap_items(items, width: int, indent: int) -> str:
+    """``items`` joined by ", ", lines at most ``width`` wide, never inside an item."""
+    lines, line = [], ""
+    for item in items:
+        candidate = f"{line}, {item}" if line else item
+        if line and len(candidate) + 1 > width:
+            lines.append(line + ",")
+            line = item
+        else:
+            line = candidate
+    lines.append(line)
+    return ("\n" + " " * indent).join(lines)
+
+
 def report(cuda: bool = True) -> str:
     """The device report: everything the course wants to know about this machine."""
     cpu = cpu_info()
@@ -231,7 +245,7 @@ def report(cuda: bool = True) -> str:
         f"CPU            : {cpu.model}",
         f"architecture   : {cpu.arch}",
         f"cores          : {cpu.usable_cores} usable of {cpu.logical_cores} logical",
-        f"SIMD features  : {', '.join(cpu.simd) or 'none found'}",
+        "SIMD features  : " + _wrap_items(cpu.simd or ["none found"], 75 - 17, 17),
         f"widest vector  : {cpu.widest_vector_bits} bits "
         f"= {cpu.floats_per_vector} float32 lanes",
         f"Python         : {platform.python_version()} on {platform.system()}",

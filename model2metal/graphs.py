@@ -217,7 +217,7 @@ OPS: dict[str, OpSpec] = {
                       1, False, "axes from start_dim on merged"),
     "sum": OpSpec(lambda x, axis, keepdims=False: np.sum(x, axis=axis,
                                                          keepdims=keepdims),
-                  1, False, "sum over an axis (attrs axis, keepdims)"),
+                  1, False, "sums one axis (attrs axis, keepdims)"),
     "conv2d": OpSpec(_conv2d, 2, False,
                      "NCHW by OIHW (attrs stride, padding)"),
     "max_pool2d": OpSpec(_max_pool2d, 1, False,

@@ -82,11 +82,39 @@ class DigitsCNN(nn.Module):
         self.flatten = nn.Flatten()
         self.fc = nn.Linear(c3 * 2 * 2, n_classes)
 
+    def __repr__(self) -> str:
+        """PyTorch's layer list, with arguments at their defaults left out, so that
+        every line fits a book page (``Conv2d`` without ``stride=(1, 1)``,
+        ``BatchNorm2d(16)`` without its five default settings)."""
+        lines = [f"{type(self).__name__}("]
+        for name, layer in self.named_children():
+            lines.append(f"  ({name}): {_short_repr(layer)}")
+        return "\n".join(lines + [")"])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.pool(self.relu(self.bn2(self.conv2(x))))
         x = self.pool(self.relu(self.bn3(self.conv3(x))))
         return self.fc(self.flatten(x))
+
+
+def _short_repr(layer: nn.Module) -> str:
+    if isinstance(layer, nn.Conv2d):
+        args = [str(layer.in_channels), str(layer.out_channels),
+                f"kernel_size={layer.kernel_size}"]
+        if layer.stride != (1, 1):
+            args.append(f"stride={layer.stride}")
+        if layer.padding != (0, 0):
+            args.append(f"padding={layer.padding}")
+        args.append(f"bias={layer.bias is not None}")
+        return f"Conv2d({', '.join(args)})"
+    if isinstance(layer, nn.BatchNorm2d):
+        defaults = (layer.eps == 1e-5 and layer.momentum == 0.1 and layer.affine
+                    and layer.track_running_stats)
+        return f"BatchNorm2d({layer.num_features})" if defaults else repr(layer)
+    if isinstance(layer, nn.MaxPool2d):
+        return f"MaxPool2d(kernel_size={layer.kernel_size}, stride={layer.stride})"
+    return repr(layer)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -5,11 +5,32 @@ from __future__ import annotations
 import json
 import math
 import re
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["glue", "estimated_minutes", "ChapterTime", "chapter_time"]
+__all__ = ["glue", "fold", "PAGE_WIDTH", "estimated_minutes", "ChapterTime",
+           "chapter_time"]
+
+#: Characters per line that a book page's output block shows without scrolling.
+PAGE_WIDTH = 76
+
+
+def fold(text: str, width: int = PAGE_WIDTH) -> str:
+    """Fold each line of ``text`` to ``width`` characters at spaces, keeping its
+    indentation; continuation lines are indented two more. Words are never split,
+    so a single word longer than ``width`` stays as it is."""
+    out = []
+    for line in str(text).splitlines() or [""]:
+        indent = line[: len(line) - len(line.lstrip())]
+        if len(line) <= width:
+            out.append(line)
+            continue
+        out += textwrap.wrap(line.strip(), width, initial_indent=indent,
+                             subsequent_indent=indent + "  ",
+                             break_long_words=False, break_on_hyphens=False)
+    return "\n".join(out)
 
 
 def glue(name: str, value: Any, display: bool = False) -> None:

@@ -57,11 +57,12 @@ class TimingResult:
         return work / self.median
 
     def __str__(self) -> str:
+        # two lines, each short enough for a book page (about 75 characters)
         calls = f" × {self.number} calls" if self.number > 0 else ""
         return (
             f"{self.name}: median {format_seconds(self.median)} "
-            f"(IQR {format_seconds(self.q1)}–{format_seconds(self.q3)}, "
-            f"{len(self.samples)} samples{calls}, {self.warmup} warm-up) "
+            f"(IQR {format_seconds(self.q1)}–{format_seconds(self.q3)})\n"
+            f"  {len(self.samples)} samples{calls}, {self.warmup} warm-up, "
             f"on {self.hardware}"
         )
 

@@ -51,6 +51,7 @@ __all__ = [
     "NOALIAS",
     "version",
     "host_target",
+    "target_summary",
     "build",
     "tensor",
     "empty",
@@ -90,6 +91,17 @@ def host_target() -> Target:
     if forced:
         return Target(forced)
     return Target.from_device(tvm.cpu())
+
+
+def target_summary(target: Target) -> str:
+    """A target in one short line: kind, then its ``mcpu`` and ``mtriple`` when set
+    (``print(target)`` writes TVM's whole JSON, too wide to read)."""
+    parts = [target.kind.name]
+    for key in ("mcpu", "mtriple"):
+        value = target.attrs.get(key, "")
+        if value:
+            parts.append(f"{key}={value}")
+    return ", ".join(parts)
 
 
 def generic_target() -> Target:
@@ -333,7 +345,7 @@ def _break_line(line: str, width: int) -> list[str]:
     return out + [rest]
 
 
-def tir_lines(mod, width: int = 78, header: bool = False) -> str:
+def tir_lines(mod, width: int = 76, header: bool = False) -> str:
     """:func:`tir_text` fitted to the page: a line longer than ``width`` is broken
     (see ``_break_line``) and continued, indented, on the next line; the printer's
     ``# from tvm... import`` header is dropped unless ``header`` is true. Accepts
@@ -441,7 +453,7 @@ def _relax_arg(expr, names) -> str:
     return type(expr).__name__
 
 
-def relax_graph(mod, func: str = "main", width: int = 78) -> str:
+def relax_graph(mod, func: str = "main", width: int = 76) -> str:
     """A Relax function one binding per line, ``name = op(args)  -> shape``:
     weights show as ``const(shape)``, a lowered call as the name of the tensor
     program it calls. Lines longer than ``width`` continue, indented."""
@@ -921,7 +933,7 @@ __all__ += [
 _META = re.compile(r'metadata\["(?:ir|relax)\.[A-Za-z]*Const[A-Za-z]*"\]\[(\d+)\]')
 
 
-def relax_script(mod, func: str = "main", width: int = 78,
+def relax_script(mod, func: str = "main", width: int = 76,
                  keep: tuple[str, ...] = ()) -> str:
     """One function of a module as TVMScript, shortened for the page.
 
@@ -951,7 +963,7 @@ def relax_script(mod, func: str = "main", width: int = 78,
 _OUTLINE = ("for ", "with T.sblock(", "alloc_buffer", "def ")
 
 
-def tir_outline(func, width: int = 78) -> str:
+def tir_outline(func, width: int = 76) -> str:
     """The skeleton of a TensorIR function: its loops, its blocks and the
     buffers it allocates, without ``T.reads``/``T.writes``/``T.axis`` lines
     or the statements themselves; shortened like :func:`relax_script`. The

@@ -161,10 +161,12 @@ def test_lab_page_has_launch_buttons_and_math(page, server):
     hrefs = page.eval_on_selector_all(
         ".dropdown-launch-buttons a", "els => els.map(e => e.href)"
     )
-    for service in ("colab.research.google.com", "mybinder.org", "hub"):
+    for service in ("colab.research.google.com", "mybinder.org"):
         assert any(service in h for h in hrefs), (
             f"no {service} launch button in {hrefs}"
         )
+    # a JupyterHub button appears only where _config.yml names a real hub
+    assert not any("example.edu" in h for h in hrefs), f"a placeholder hub: {hrefs}"
     assert any("labs/00_start_here/lab00_01_toolchain.ipynb" in h for h in hrefs)
     assert wait_for_math(page) >= 1
     assert page.get_by_text("NotImplementedError").count() >= 1, "lab shows no stub"
@@ -214,7 +216,8 @@ def source_of(page_file: str) -> Path:
 
 @pytest.mark.parametrize("page_file", toc_pages())
 def test_every_page_renders(page, server, page_file):
-    """Each page of the book: a title, no broken image, no failed formula, offline.
+    """Each page of the book: a title, no broken image, no failed formula, no output
+    block that must be scrolled sideways, offline.
 
     A page with stored or executed outputs whose source draws a figure
     (``plt.show()``) must show at least one; labs have no outputs.
@@ -231,4 +234,33 @@ def test_every_page_renders(page, server, page_file):
     if page.locator(".math, mjx-container").count():
         wait_for_math(page)
         assert page.locator("mjx-merror").count() == 0, f"{page_file}: a formula failed"
+    clipped = page.evaluate(CLIPPED_OUTPUTS)
+    assert not clipped, (
+        f"{page_file}: {len(clipped)} output block(s) wider than the page, so a reader "
+        "must scroll sideways to see the result; fit printed lines in about "
+        "76 characters (model2metal.pages.fold). Widest line of each: "
+        + " | ".join(f"{line!r} ({n} chars)" for n, line in clipped))
     assert page.external_requests == [], f"needs the network: {page.external_requests}"
+
+
+#: Output blocks (printed text and results) whose content is wider than the block,
+#: each as [characters in its widest line, that line's first 90 characters].
+CLIPPED_OUTPUTS = """() => [...document.querySelectorAll('div.cell_output pre')]
+  .filter(e => e.scrollWidth > e.clientWidth + 1)
+  .map(e => {
+    const widest = e.innerText.split('\\n')
+      .reduce((a, b) => (b.length > a.length ? b : a), '');
+    return [widest.length, widest.slice(0, 90)];
+  })"""
+
+
+def test_clipped_output_detector_finds_a_wide_block_and_passes_a_narrow_one(page):
+    """The overflow check itself: a line too wide for its block is reported, with
+    its length; a block whose lines fit is not."""
+    wide, narrow = "x" * 120, "y" * 20
+    page.set_content(
+        "<div class='cell_output' style='width:300px'>"
+        f"<pre style='overflow:auto'>{narrow}\n{wide}</pre></div>"
+        "<div class='cell_output' style='width:300px'>"
+        f"<pre style='overflow:auto'>{narrow}</pre></div>")
+    assert page.evaluate(CLIPPED_OUTPUTS) == [[120, "x" * 90]]

@@ -378,3 +378,25 @@ def test_a_librarys_not_implemented_error_is_feedback_not_a_stub():
 
     msg = fails(call_learner, "check_x", "k", learner, 1)
     assert "your learner() raised NotImplementedError" in msg
+
+
+def test_fold_fits_lines_to_the_page_without_splitting_words():
+    from model2metal.pages import PAGE_WIDTH, fold
+
+    text = "short\n  " + " ".join(["word"] * 40) + "\n" + "x" * 90
+    lines = fold(text).splitlines()
+    assert lines[0] == "short" and lines[-1] == "x" * 90  # one long word stays
+    body = lines[1:-1]
+    assert len(body) > 1 and all(len(line) <= PAGE_WIDTH for line in body)
+    assert body[0].startswith("  word") and body[1].startswith("    word")
+    assert " ".join(line.strip() for line in body) == " ".join(["word"] * 40)
+
+
+def test_check_failed_renders_folded_but_str_stays_whole():
+    long_problem = "out: " + "values differ " * 10
+    failed = CheckFailed("check_x", "case", long_problem, "hint " * 30)
+    assert long_problem in str(failed)  # tests and tools match the whole line
+    rendered = failed._render_traceback_()[0]
+    assert all(len(line) <= 76 + len("\x1b[31m\x1b[0m")
+               for line in rendered.splitlines())
+    assert failed.wrapped().replace("\n", " ").split() == str(failed).split()

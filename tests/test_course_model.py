@@ -174,3 +174,12 @@ def test_course_model_split_is_the_training_scripts_holdout():
     _, val = script.stratified_holdout(
         y_train, script.VAL_FRACTION, np.random.default_rng(0))
     assert np.array_equal(X_train[val], X_val)
+
+
+def test_printed_model_fits_the_page_and_names_every_layer():
+    model = load_course_model()
+    text = repr(model)
+    assert all(len(line) <= 76 for line in text.splitlines())
+    for name, _ in model.named_children():
+        assert f"({name}):" in text
+    assert "BatchNorm2d(16)" in text and "padding=(1, 1), bias=False" in text

@@ -81,3 +81,15 @@ def test_importing_numba_first_is_explained():
     out = run_fresh(code, M2M_CUDA="simulator")
     assert out.returncode != 0
     assert "restart the kernel and run the set-up cell first" in out.stderr
+
+
+def test_report_lines_fit_the_page_and_keep_features_whole():
+    from model2metal.device import _wrap_items
+
+    features = ["SSE2", "SSE4.2", "AVX", "AVX2", "FMA", "AVX-512", "AVX-512BW",
+                "AVX-512 VNNI", "AVX-512 BF16", "AMX-TILE", "AMX-INT8"]
+    text = "SIMD features  : " + _wrap_items(features, 75 - 17, 17)
+    lines = text.splitlines()
+    assert len(lines) > 1 and all(len(line) <= 75 for line in lines)
+    joined = " ".join(line[17:] for line in lines)
+    assert joined.split(", ") == features  # no feature split across lines

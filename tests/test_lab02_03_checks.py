@@ -721,3 +721,148 @@ def test_learner_errors_are_one_message(check):
         r"  input: .+\n  in boom\(\), line \d+: raise ZeroDivisionError",
     )
     assert "Traceback" not in msg
+
+
+# --- 6. anchors: match, encode, decode -------------------------------------------------
+
+
+def make_matcher(forced="own best", ties="all", strict=False, ignore=True):
+    """A matcher written with torch (as torchvision's Matcher is), with switches for
+    the mistakes the check names."""
+    def match(anchors, gts, pos, neg):
+        out = torch.full((len(anchors),), -1, dtype=torch.int64)
+        if len(gts) == 0:
+            return out.numpy()
+        iou = torch.as_tensor(iou_torch(anchors, gts))
+        best, best_gt = iou.max(dim=1)
+        positive = best > pos if strict else best >= pos
+        if ignore:
+            out[(best >= neg) & ~positive] = -2
+        out[positive] = best_gt[positive]
+        if forced is None:
+            return out.numpy()
+        col_best = iou.max(dim=0).values
+        if ties == "all":
+            pairs = torch.nonzero((iou == col_best) & (col_best > 0))
+        else:
+            first = iou.argmax(dim=0)
+            keep = col_best > 0
+            pairs = torch.stack([first[keep], torch.nonzero(keep)[:, 0]], dim=1)
+        for a, g in pairs.tolist():
+            if forced == "own best":
+                out[a] = best_gt[a]
+            elif out[a] < 0 or (a, g) == tuple(pairs[pairs[:, 0] == a][0].tolist()):
+                out[a] = g  # the first ground truth that picked it
+        return out.numpy()
+
+    return match
+
+
+def match_loops(anchors, gts, pos, neg):
+    """Another correct matcher, by plain loops over anchors and ground truths."""
+    ious = [[checks._iou_one(a, g) for g in gts] for a in anchors]
+    out = []
+    for row in ious:
+        best = max(row, default=-1.0)
+        out.append(row.index(best) if row and best >= pos
+                   else -1 if not row or best < neg else -2)
+    for g in range(len(gts)):
+        col = [row[g] for row in ious]
+        top = max(col, default=0.0)
+        for a, v in enumerate(col):
+            if top > 0 and v == top:
+                out[a] = ious[a].index(max(ious[a]))
+    return np.array(out, dtype=np.int32)
+
+
+def centres(b):
+    b = np.asarray(b, dtype=np.float64)
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    return b[:, 0] + 0.5 * w, b[:, 1] + 0.5 * h, w, h
+
+
+def make_box_encode(variant=None):
+    def encode(anchors, boxes):
+        ax, ay, aw, ah = centres(anchors)
+        gx, gy, gw, gh = centres(boxes)
+        if variant == "corners":
+            ax, ay, gx, gy = anchors[:, 0], anchors[:, 1], boxes[:, 0], boxes[:, 1]
+        nx, ny = (gw, gh) if variant == "by box" else (aw, ah)
+        tw, th = (gw / aw, gh / ah) if variant == "no log" else (
+            np.log(gw / aw), np.log(gh / ah))
+        return np.stack([(gx - ax) / nx, (gy - ay) / ny, tw, th], axis=1)
+
+    return encode
+
+
+def make_box_decode(variant=None):
+    def decode(anchors, deltas):
+        ax, ay, aw, ah = centres(anchors)
+        if variant == "corner":
+            ax, ay = anchors[:, 0], anchors[:, 1]
+        cx, cy = ax + deltas[:, 0] * aw, ay + deltas[:, 1] * ah
+        w = aw * (deltas[:, 2] if variant == "no exp" else np.exp(deltas[:, 2]))
+        h = ah * (deltas[:, 3] if variant == "no exp" else np.exp(deltas[:, 3]))
+        return torch.as_tensor(np.stack(
+            [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)).numpy()
+
+    return decode
+
+
+def test_match_anchors_accepts_other_code():
+    checks.check_match_anchors(make_matcher())
+    checks.check_match_anchors(match_loops)
+
+
+@pytest.mark.parametrize(
+    "kw, expect",
+    [
+        (dict(forced=None), r"small object.*no anchor at all.*best anchor"),
+        (dict(strict=True), r"exactly 0.5.*IoU >= pos_threshold"),
+        (dict(ignore=False), r"between the thresholds.*ignored \(-2\)"),
+        (dict(forced="picker"), r"share a best anchor.*ITS OWN best ground truth"),
+        (dict(ties="first"), r"four-way tie.*all\s+of them become positives"),
+    ],
+    ids=["no forced matches", "> instead of >=", "no ignore band", "to the picker",
+         "argmax ties"],
+)
+def test_match_anchors_rejects(kw, expect):
+    rejects(checks.check_match_anchors, make_matcher(**kw), expect=expect)
+
+
+def test_match_anchors_rejects_floats_and_lists():
+    rejects(checks.check_match_anchors,
+            lambda *a: make_matcher()(*a).astype(np.float64),
+            expect=r"expected integers, got dtype float64")
+    rejects(checks.check_match_anchors, lambda *a: list(make_matcher()(*a)),
+            expect=r"expected a numpy.ndarray, got a list")
+
+
+def test_encode_decode_accepts_other_code():
+    checks.check_encode_decode(make_box_encode(), make_box_decode())
+
+
+@pytest.mark.parametrize(
+    "encode, decode, expect",
+    [
+        (make_box_encode("corners"), make_box_decode(), r"encode's deltas.*CENTRES"),
+        (make_box_encode("by box"), make_box_decode(), r"encode's deltas.*ANCHOR's width"),
+        (make_box_encode("no log"), make_box_decode(), r"encode's deltas.*logarithms"),
+        (make_box_encode(), make_box_decode("no exp"), r"decode.*wa \* exp\(tw\)"),
+        (make_box_encode(), make_box_decode("corner"), r"decode.*anchor's CENTRE"),
+        (make_box_encode(), lambda a, d: a.copy(), r"decode\(anchors, encode"),
+    ],
+    ids=["corner offsets", "divided by the box", "no log", "no exp",
+         "corner centre", "returns the anchors"],
+)
+def test_encode_decode_rejects(encode, decode, expect):
+    rejects(checks.check_encode_decode, encode, decode, expect=expect)
+
+
+def test_anchor_checks_report_learner_errors_cleanly():
+    raises_cleanly(checks.check_match_anchors, boom,
+                   expect=r"your boom\(\) raised ZeroDivisionError")
+    raises_cleanly(checks.check_encode_decode, boom, make_box_decode(),
+                   expect=r"your boom\(\) raised ZeroDivisionError")
+    raises_cleanly(checks.check_encode_decode, make_box_encode(), boom,
+                   expect=r"your boom\(\) raised ZeroDivisionError")

@@ -26,7 +26,7 @@ def test_statistics_are_median_and_quartiles():
     assert (r.median, r.q1, r.q3, r.best) == (3.0, 2.0, 4.0, 1.0)
     assert r.per_second(6.0) == 2.0
     assert (
-        str(r) == "f: median 3 s (IQR 2 s–4 s, 5 samples × 1 calls, 0 warm-up) "
+        str(r) == "f: median 3 s (IQR 2 s–4 s)\n  5 samples × 1 calls, 0 warm-up, "
         "on cpu"
     )
 

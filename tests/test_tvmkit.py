@@ -40,6 +40,12 @@ def test_host_target_can_be_forced_to_generic(monkeypatch):
     assert target.kind.name == "llvm" and "mcpu" not in target.attrs
 
 
+def test_target_summary_is_one_short_line():
+    summary = tvmkit.target_summary(tvmkit.Target({"kind": "llvm", "mcpu": "znver4"}))
+    assert summary.startswith("llvm, mcpu=znver4") and len(summary) <= 76
+    assert tvmkit.target_summary(tvmkit.Target("llvm")).split(",")[0] == "llvm"
+
+
 def test_noalias_key_is_the_tirx_one():
     # "tir.noalias" is silently ignored by TVM 0.27 and makes GEMM 2-3x slower
     assert tvmkit.NOALIAS == {"tirx.noalias": True}

@@ -63,8 +63,9 @@ def main(argv=None) -> int:
         print("time estimates out of date (run tools/time_estimates.py): "
               + ", ".join(str(s.relative_to(args.root)) for s in stale))
         return 1
-    print(f"{'stale' if stale else 'up to date'}: "
-          f"{len(list((args.root / 'chapters').glob('*/index.md')))} chapter indexes")
+    total = len(list((args.root / "chapters").glob("*/index.md")))
+    print(f"{len(stale)} of {total} chapter indexes "
+          f"{'rewritten' if not args.check else 'out of date'}")
     return 0
 
 

@@ -36,6 +36,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..pages import PAGE_WIDTH, fold  # messages fit a book page's width
+
 __all__ = [
     "CheckFailed",
     "call_learner",
@@ -70,10 +72,16 @@ class CheckFailed(AssertionError):
             lines.append(f"  Hint: {hint}")
         super().__init__("\n".join(lines))
 
+    def wrapped(self, width: int = PAGE_WIDTH) -> str:
+        """The message with every line folded to ``width`` characters (a book
+        page's output block shows about 76); ``str(self)`` stays unfolded."""
+        return fold(str(self), width)
+
     def _render_traceback_(
         self,
     ) -> list[str]:  # IPython: show the message, not the stack
-        return [f"\x1b[31mCheckFailed\x1b[0m: {self}"]
+        text = fold(f"CheckFailed: {self}")
+        return ["\x1b[31mCheckFailed\x1b[0m" + text[len("CheckFailed"):]]
 
 
 # ---------------------------------------------------------------------------
@@ -756,5 +764,5 @@ def _is_low_precision(
 def passed(check: str, n_cases: int | None = None, extra: str = "") -> None:
     """Print the one success line of a check."""
     cases = f" ({n_cases} cases)" if n_cases else ""
-    print(f"✔ {check} passed{cases}{extra}")
+    print(fold(f"✔ {check} passed{cases}{extra}"))
     sys.stdout.flush()

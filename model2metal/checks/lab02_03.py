@@ -23,7 +23,15 @@ Conventions the lab states and these checks hold it to:
   NumPy arrays: boxes (n, 4) float32, scores (n,) floats, classes (n,) int64, also
   when n = 0; cell ``(y, x)`` has its centre at ``((x + 0.5)·stride,
   (y + 0.5)·stride)`` and ``wh = (width, height)`` is in output cells;
-* training targets are three float32 NumPy arrays (heat, wh, mask).
+* training targets are three float32 NumPy arrays (heat, wh, mask);
+* anchor matching returns one integer per anchor: the index of its ground truth
+  (best IoU >= pos_threshold), -1 for background (best IoU < neg_threshold), -2 for
+  ignored (in between); then every anchor that is the best anchor of some ground
+  truth (all of them when several tie, IoU above 0) becomes a positive for its own
+  best ground truth, as in torchvision's ``Matcher`` with low-quality matches
+  (lowest ground-truth index when an anchor's IoUs tie). Encoding is
+  Faster R-CNN's (tx, ty, tw, th) between centres, divided by the anchor's size,
+  with log size ratios.
 
 Every reference here is written with explicit loops, independently of the vectorised
 way the lab asks for. Expected values are computed before the learner's code runs;
@@ -57,6 +65,8 @@ __all__ = [
     "check_map_at_50",
     "check_decode_heatmap",
     "check_make_targets",
+    "check_match_anchors",
+    "check_encode_decode",
 ]
 
 
@@ -1215,3 +1225,247 @@ def check_make_targets(fn) -> None:
             f"wh: expected dtype float32, got dtype {got_wh.dtype}", fmt,
         )
     passed(name, len(cases))
+
+
+# ---------------------------------------------------------------------------
+# anchors: match, encode, decode (section 6)
+# ---------------------------------------------------------------------------
+
+
+def _match_by_loops(anchors, gts, pos, neg, variant=None) -> list[int]:
+    """Anchor -> ground-truth index, -1 background, -2 ignored. ``variant`` names a
+    candidate mistake: 'no forced' (no best-anchor rule), 'strict' (> pos, not >=),
+    'no ignore' (everything under pos is background), 'forced to the picker' (a
+    forced anchor goes to the ground truth that picked it, the first one if several
+    did), 'first tie only' (of anchors tied for a ground truth's best, only the
+    first is forced)."""
+    n_a, n_g = len(anchors), len(gts)
+    iou = [[_iou_one(anchors[a], gts[g]) for g in range(n_g)] for a in range(n_a)]
+    out, own_best = [], []
+    for a in range(n_a):
+        best, best_g = -1.0, -1
+        for g in range(n_g):
+            if iou[a][g] > best:
+                best, best_g = iou[a][g], g
+        own_best.append(best_g)
+        positive = best > pos if variant == "strict" else best >= pos
+        if n_g and positive:
+            out.append(best_g)
+        elif variant == "no ignore" or not n_g or best < neg:
+            out.append(-1)
+        else:
+            out.append(-2)
+    if variant == "no forced":
+        return out
+    picked: dict[int, int] = {}
+    for g in range(n_g):
+        best = max((iou[a][g] for a in range(n_a)), default=0.0)
+        if best <= 0:
+            continue
+        tied = [a for a in range(n_a) if iou[a][g] == best]
+        for a in tied[:1] if variant == "first tie only" else tied:
+            picked.setdefault(a, g)
+    for a, g in picked.items():
+        out[a] = g if variant == "forced to the picker" else own_best[a]
+    return out
+
+
+def _centre_size(boxes):
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    return b[:, 0] + w / 2, b[:, 1] + h / 2, w, h
+
+
+def _encode_by_loops(anchors, boxes, variant=None) -> np.ndarray:
+    """Faster R-CNN deltas (tx, ty, tw, th); ``variant``: 'corners' (offsets of the
+    top-left corners), 'by box size' (divided by the box's size, not the anchor's),
+    'no log' (tw = w / wa), 'xy swapped'."""
+    out = np.zeros((len(anchors), 4))
+    for i in range(len(anchors)):
+        (ax,), (ay,), (aw,), (ah,) = _centre_size(anchors[i])
+        (gx,), (gy,), (gw,), (gh,) = _centre_size(boxes[i])
+        if variant == "corners":
+            ax, ay = float(anchors[i][0]), float(anchors[i][1])
+            gx, gy = float(boxes[i][0]), float(boxes[i][1])
+        nx, ny = (gw, gh) if variant == "by box size" else (aw, ah)
+        tx, ty = (gx - ax) / nx, (gy - ay) / ny
+        if variant == "no log":
+            tw, th = gw / aw, gh / ah
+        else:
+            tw, th = math.log(gw / aw), math.log(gh / ah)
+        out[i] = (ty, tx, th, tw) if variant == "xy swapped" else (tx, ty, tw, th)
+    return out
+
+
+def _decode_by_loops_anchor(anchors, deltas, variant=None) -> np.ndarray:
+    """Boxes from deltas; ``variant``: 'no exp' (w = wa * tw), 'corner centre'
+    (the centre put at the anchor's top-left corner plus the offset), 'half size'
+    (x1 = cx - w, x2 = cx + w)."""
+    out = np.zeros((len(anchors), 4))
+    for i in range(len(anchors)):
+        (ax,), (ay,), (aw,), (ah,) = _centre_size(anchors[i])
+        tx, ty, tw, th = (float(v) for v in deltas[i])
+        if variant == "corner centre":
+            ax, ay = float(anchors[i][0]), float(anchors[i][1])
+        cx, cy = ax + tx * aw, ay + ty * ah
+        w, h = (aw * tw, ah * th) if variant == "no exp" else (
+            aw * math.exp(tw), ah * math.exp(th))
+        half = 1.0 if variant == "half size" else 0.5
+        out[i] = (cx - half * w, cy - half * h, cx + half * w, cy + half * h)
+    return out
+
+
+_MATCH_HINT = (
+    "take, for every anchor, its best ground truth by IoU: a positive (that index) "
+    "when the IoU reaches pos_threshold, background (-1) below neg_threshold, "
+    "ignored (-2) in between; then make the best anchor(s) of every ground truth "
+    "positives, each for its own best ground truth"
+)
+
+_MATCH_VARIANTS = {
+    "no forced": "a ground truth whose best IoU is under pos_threshold got no "
+    "anchor at all: after the thresholds, make each ground truth's best anchor a "
+    "positive for it (if that IoU is above 0), so no object goes untrained",
+    "strict": "an anchor with IoU exactly pos_threshold was not made a positive: "
+    "the rule is IoU >= pos_threshold",
+    "no ignore": "anchors between the two thresholds were made background: they are "
+    "ignored (-2), neither positive nor negative, because they half-cover an object",
+    "forced to the picker": "an anchor made positive by the best-anchor rule is "
+    "matched to ITS OWN best ground truth (the row's argmax), which need not be the "
+    "ground truth that picked it",
+    "first tie only": "when several anchors tie for a ground truth's best IoU, all "
+    "of them become positives (argmax returns only the first)",
+}
+
+
+def _anchor_cases(rng):
+    grid = np.array([[x, y, x + 8, y + 8] for y in range(0, 32, 8)
+                     for x in range(0, 32, 8)], dtype=np.float64)
+    wide = np.array([[x - 4, y, x + 12, y + 8] for y in range(0, 32, 8)
+                     for x in range(0, 32, 8)], dtype=np.float64)
+    return {
+        "one object on a 4x4 grid of 8-pixel anchors": (
+            grid, [[8, 8, 16, 16]], 0.5, 0.4),
+        "IoU exactly 0.5 is a positive": (
+            np.array([[0, 0, 10, 10], [0, 0, 10, 6], [20, 0, 30, 10.0]]),
+            [[0, 0, 10, 5]], 0.5, 0.4),
+        "an IoU between the thresholds is ignored": (
+            np.array([[0, 0, 10, 10], [0, 0, 10, 9.0], [50, 50, 60, 60]]),
+            [[0, 0, 10, 4.5]], 0.5, 0.3),
+        "a small object no anchor covers by half (best anchor forced)": (
+            grid, [[1, 1, 4, 4]], 0.5, 0.4),
+        "two objects, one anchor between them goes to the closer": (
+            np.array([[0, 0, 10, 10], [4, 0, 14, 10.0]]),
+            [[0, 0, 10, 10], [5, 0, 15, 10]], 0.5, 0.4),
+        "an object centred between four anchors (a four-way tie)": (
+            grid, [[5, 5, 11, 11]], 0.5, 0.4),
+        "two small objects share a best anchor (its own best gets it)": (
+            np.array([[0, 0, 10, 10], [40, 40, 50, 50.0]]),
+            [[0, 0, 3, 3], [0, 0, 4, 4]], 0.5, 0.4),
+        "no ground truth: all background": (grid, np.zeros((0, 4)), 0.5, 0.4),
+        "two aspect ratios, five random objects": (
+            np.concatenate([grid, wide]), _random_boxes(rng, 5, 0, 28, 3, 12),
+            0.5, 0.4),
+    }
+
+
+def check_match_anchors(fn) -> None:
+    """``fn(anchors, gt_boxes, pos_threshold, neg_threshold)`` -> (A,) int array."""
+    name = "check_match_anchors"
+    cases = _anchor_cases(np.random.default_rng(31))
+    fmt = "return one integer NumPy array of shape (A,): a ground-truth index, -1 or -2"
+    for case, (anchors, gts, pos, neg) in cases.items():
+        anchors = np.asarray(anchors, dtype=np.float64)
+        gts = np.asarray(gts, dtype=np.float64).reshape(-1, 4)
+        expected = np.array(_match_by_loops(anchors, gts, pos, neg), dtype=np.int64)
+        variants = {v: _match_by_loops(anchors, gts, pos, neg, v)
+                    for v in _MATCH_VARIANTS}
+        got = call_learner(name, case, fn, anchors.copy(), gts.copy(), pos, neg,
+                           hint=_MATCH_HINT)
+        assert_not_none(got, name, case, "matches")
+        assert_type(got, np.ndarray, name, case, "matches", fmt)
+        assert_true(got.dtype.kind in "iu", name, case,
+                    f"matches: expected integers, got dtype {got.dtype}", fmt)
+        hint = None
+        if got.shape == expected.shape:
+            hint = next((_MATCH_VARIANTS[v] for v, result in variants.items()
+                         if result != expected.tolist()
+                         and got.tolist() == result), None)
+        assert_array_close(got, expected, name, case, rtol=0, atol=0,
+                           what="matches", hint=hint or _MATCH_HINT)
+    passed(name, len(cases))
+
+
+_CODE_HINT = (
+    "work with centres and sizes: tx = (x - xa) / wa, ty = (y - ya) / ha, "
+    "tw = log(w / wa), th = log(h / ha), where (x, y) is a box's centre and "
+    "(xa, ya, wa, ha) the anchor's; decoding inverts each formula"
+)
+
+_BOX_ENCODE_VARIANTS = {
+    "corners": "you offset the top-left corners: the deltas are between the CENTRES",
+    "by box size": "divide the centre offset by the ANCHOR's width and height, not "
+    "the box's: decoding only knows the anchor",
+    "no log": "tw and th are logarithms of the size ratios (a ratio of 1 gives 0, "
+    "and decoding with exp can never give a negative size)",
+    "xy swapped": "the order is (tx, ty, tw, th): x before y",
+}
+
+_BOX_DECODE_VARIANTS = {
+    "no exp": "tw is a logarithm: the width is wa * exp(tw)",
+    "corner centre": "the offset moves the anchor's CENTRE: cx = xa + tx * wa with "
+    "xa the anchor's centre",
+    "half size": "the box reaches half its width either side of its centre",
+}
+
+
+def _check_box_code(name, case, fn, anchors, given, want, what, results, hints,
+                    atol) -> None:
+    """One call of encode or decode: a float (A, 4) array close to ``want``; a
+    result equal to a candidate mistake's (in ``results``) gets that hint."""
+    got = call_learner(name, case, fn, anchors.copy(), given.copy(), hint=_CODE_HINT)
+    assert_not_none(got, name, case, what)
+    assert_type(got, np.ndarray, name, case, what,
+                "return a float NumPy array of shape (A, 4)")
+    hint = None
+    if got.shape == want.shape:
+        hint = next((hints[v] for v, r in results.items()
+                     if not np.allclose(r, want, atol=1e-9)
+                     and np.allclose(got, r, rtol=1e-5, atol=atol)), None)
+    assert_array_close(got, want, name, case, rtol=1e-5, atol=atol, what=what,
+                       hint=hint or _CODE_HINT)
+
+
+def check_encode_decode(encode, decode) -> None:
+    """``encode(anchors, boxes)`` -> (A, 4) deltas; ``decode(anchors, deltas)``
+    -> (A, 4) boxes; decode(anchors, encode(anchors, boxes)) gives the boxes."""
+    name = "check_encode_decode"
+    rng = np.random.default_rng(32)
+    anchors = np.array([[0, 0, 8, 8], [8, 0, 24, 8], [4, 4, 12, 20], [0, 0, 8, 8.0]])
+    boxes = np.array([[1, 2, 9, 8], [6, 1, 22, 11], [4, 4, 12, 20], [2, 2, 4, 4.0]])
+    rand_a = _random_boxes(rng, 20, 0, 40, 4, 16).astype(np.float64)
+    rand_b = rand_a + rng.normal(0, 1.5, size=(20, 4))
+    rand_b[:, 2:] = np.maximum(rand_b[:, 2:], rand_b[:, :2] + 1)
+    cases = {
+        "four anchors and boxes (one identical, one inside)": (anchors, boxes),
+        "twenty random pairs": (rand_a, rand_b),
+        "no anchors": (np.zeros((0, 4)), np.zeros((0, 4))),
+    }
+    for case, (a, b) in cases.items():
+        deltas = _encode_by_loops(a, b)
+        _check_box_code(name, case, encode, a, b, deltas, "encode's deltas",
+                        {v: _encode_by_loops(a, b, v) for v in _BOX_ENCODE_VARIANTS},
+                        _BOX_ENCODE_VARIANTS, atol=1e-6)
+        # decode gets the reference deltas, so a wrong encode is not counted twice
+        _check_box_code(name, case, decode, a, deltas, b,
+                        "decode(anchors, encode(anchors, boxes))",
+                        {v: _decode_by_loops_anchor(a, deltas, v)
+                         for v in _BOX_DECODE_VARIANTS},
+                        _BOX_DECODE_VARIANTS, atol=1e-5)
+    zero = call_learner(name, "zero deltas", decode, anchors.copy(),
+                        np.zeros((4, 4)), hint=_CODE_HINT)
+    assert_not_none(zero, name, "zero deltas", "decode's boxes")
+    assert_array_close(zero, anchors, name, "zero deltas", rtol=1e-6, atol=1e-6,
+                       what="decode(anchors, zeros)",
+                       hint="deltas of zero mean 'the anchor itself'")
+    passed(name, len(cases) + 1)
