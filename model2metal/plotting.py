@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["use_course_style", "COLORS"]
+__all__ = ["use_course_style", "COLORS", "image_axes"]
 
 # Colour-blind-safe (Okabe–Ito) palette; a tool keeps its colour across the book.
 COLORS = {
@@ -35,3 +35,12 @@ def use_course_style() -> None:
             "axes.prop_cycle": cycler(color=list(COLORS.values())),
         }
     )
+
+
+def image_axes(ax) -> None:
+    """No ticks, grid or frame: for a panel that shows an image."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
