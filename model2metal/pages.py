@@ -1,4 +1,5 @@
-"""Small helpers for the book's chapter pages (not used by labs)."""
+"""Small helpers for the book's pages: glued numbers, text folded to the page width
+(the checks fold their messages with it too), and the time estimates."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["glue", "fold", "PAGE_WIDTH", "estimated_minutes", "ChapterTime",
-           "chapter_time"]
+           "chapter_time", "toc_files"]
 
 #: Characters per line that a book page's output block shows without scrolling.
 PAGE_WIDTH = 76
@@ -116,9 +117,11 @@ class ChapterTime:
         return f"about {span(*total)} hours: " + " and ".join(parts)
 
 
-def _toc_files(root: Path) -> list[str]:
+def toc_files(root: str | Path | None = None) -> list[str]:
+    """Every file ``_toc.yml`` lists (without suffix), in book order."""
     import yaml
 
+    root = Path(root) if root else ROOT
     toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
     files = []
 
@@ -141,7 +144,7 @@ def chapter_time(chapter: str, root: str | Path | None = None) -> ChapterTime:
     (a folder name such as ``"01_ml_foundations"``); the index page is not counted."""
     root = Path(root) if root else ROOT
     result = ChapterTime(chapter)
-    for entry in _toc_files(root):
+    for entry in toc_files(root):
         parts = entry.split("/")
         if len(parts) != 3 or parts[1] != chapter or parts[2] == "index":
             continue

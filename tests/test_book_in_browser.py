@@ -21,6 +21,8 @@ from urllib.parse import urlparse
 
 import pytest
 
+from model2metal.pages import toc_files
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,24 +191,6 @@ def test_solution_page_shows_outputs_and_plot(page, server):
     assert page.external_requests == [], f"needs the network: {page.external_requests}"
 
 
-def toc_pages() -> list[str]:
-    """Every page the table of contents lists, as a path relative to the book root."""
-    import yaml
-
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files: list[str] = []
-
-    def walk(entries):
-        for entry in entries:
-            if "file" in entry:
-                files.append(entry["file"])
-            walk(entry.get("sections", []))
-
-    for part in toc["parts"]:
-        walk(part["chapters"])
-    return files
-
-
 def source_of(page_file: str) -> Path:
     for suffix in (".md", ".ipynb"):
         if (ROOT / (page_file + suffix)).exists():
@@ -214,7 +198,7 @@ def source_of(page_file: str) -> Path:
     raise FileNotFoundError(page_file)
 
 
-@pytest.mark.parametrize("page_file", toc_pages())
+@pytest.mark.parametrize("page_file", toc_files(ROOT))
 def test_every_page_renders(page, server, page_file):
     """Each page of the book: a title, no broken image, no failed formula, no output
     block that must be scrolled sideways, offline.

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from model2metal.pages import ChapterTime, _toc_files, chapter_time, estimated_minutes
+from model2metal.pages import ChapterTime, chapter_time, estimated_minutes, toc_files
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOL = ROOT / "tools" / "time_estimates.py"
-PAGES = [f for f in _toc_files(ROOT)       # chapters/<chapter>/<page>, not indexes
+PAGES = [f for f in toc_files(ROOT)       # chapters/<chapter>/<page>, not indexes
          if f.startswith("chapters/") and f.count("/") == 2
          and not f.endswith("/index")]
 LABS = sorted(ROOT.glob("solutions/*/*.ipynb"))

@@ -53,7 +53,8 @@ def main(argv=None) -> int:
     p.add_argument("--root", type=Path, default=ROOT)
     args = p.parse_args(argv)
     stale = []
-    for index in sorted((args.root / "chapters").glob("*/index.md")):
+    indexes = sorted((args.root / "chapters").glob("*/index.md"))
+    for index in indexes:
         old, new = updated(index, args.root)
         if old != new:
             stale.append(index)
@@ -63,8 +64,7 @@ def main(argv=None) -> int:
         print("time estimates out of date (run tools/time_estimates.py): "
               + ", ".join(str(s.relative_to(args.root)) for s in stale))
         return 1
-    total = len(list((args.root / "chapters").glob("*/index.md")))
-    print(f"{len(stale)} of {total} chapter indexes "
+    print(f"{len(stale)} of {len(indexes)} chapter indexes "
           f"{'rewritten' if not args.check else 'out of date'}")
     return 0
 
