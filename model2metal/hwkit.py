@@ -32,7 +32,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from . import timing
 from .checks.tvm_common import instruction_lines, x86_packed_arith
@@ -206,17 +206,25 @@ def _copy_kernel():
     return copy
 
 
-def measure_copy_bandwidth(n: int | None = None, repeat: int = 9) -> Measured:
-    """GB/s of a compiled float32 copy loop over ``n`` elements (default
-    :func:`dram_elements`), counting 8 bytes per element (one read, one write)."""
+def copy_call(n: int | None = None) -> Callable[[], None]:
+    """A zero-argument call of the compiled float32 copy loop over two arrays of
+    ``n`` elements (default :func:`dram_elements`), compiled and its pages touched:
+    the yardstick of :func:`measure_copy_bandwidth`, for :func:`timing.interleave`."""
     import numpy as np
 
     n = dram_elements() if n is None else int(n)
     src = np.ones(n, np.float32)
     dst = np.ones(n, np.float32)  # pages touched before timing
-    result = timing.measure(
-        _copy_kernel(), src, dst, name="copy", warmup=2, repeat=repeat
-    )
+    kernel = _copy_kernel()
+    kernel(src, dst)
+    return functools.partial(kernel, src, dst)
+
+
+def measure_copy_bandwidth(n: int | None = None, repeat: int = 9) -> Measured:
+    """GB/s of a compiled float32 copy loop over ``n`` elements (default
+    :func:`dram_elements`), counting 8 bytes per element (one read, one write)."""
+    n = dram_elements() if n is None else int(n)
+    result = timing.measure(copy_call(n), name="copy", warmup=2, repeat=repeat)
     return Measured("copy", "GB/s", 2 * 4 * n, result)
 
 

@@ -6,6 +6,11 @@ back-to-back calls and divides, so that very short functions are not drowned in 
 resolution; ``number`` is chosen automatically so that one sample lasts at least
 ``min_sample_s``. The result reports the median and the interquartile range, never the
 mean (one slow outlier — a page fault, another process — would move it).
+
+``interleave({"a": f, "b": g})`` compares calls that each last a millisecond or more
+on a machine other programs share: it times them in turns, one call each per round
+(the order reverses every round), so that sample ``k`` of every result comes from the
+same moment and a ratio taken pair by pair cancels what the machine was doing then.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-__all__ = ["TimingResult", "measure", "format_seconds", "table"]
+__all__ = ["TimingResult", "measure", "interleave", "format_seconds", "table"]
 
 
 def format_seconds(s: float) -> str:
@@ -118,6 +123,39 @@ def measure(
         warmup=warmup,
         hardware=hardware,
     )
+
+
+def interleave(
+    calls: dict[str, Callable[[], Any]],
+    rounds: int = 40,
+    warmup: int = 1,
+    hardware: str | None = None,
+) -> dict[str, TimingResult]:
+    """Time zero-argument ``calls`` in turns: ``rounds`` rounds of one call each (the
+    order reverses every round), after ``warmup`` untimed calls of each. Sample ``k``
+    of every result comes from round ``k``."""
+    if rounds < 1 or warmup < 0 or not calls:
+        raise ValueError("rounds must be >= 1, warmup >= 0, and calls not empty")
+    timer = time.perf_counter
+    for fn in calls.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    order = list(calls)
+    for k in range(rounds):
+        for name in order if k % 2 == 0 else order[::-1]:
+            t0 = timer()
+            calls[name]()
+            samples[name].append(timer() - t0)
+    if hardware is None:
+        from .device import hardware_string
+
+        hardware = hardware_string()
+    return {
+        name: TimingResult(name=name, samples=samples[name], number=1,
+                           warmup=warmup, hardware=hardware)
+        for name in calls
+    }
 
 
 def table(results: Sequence[TimingResult], baseline: TimingResult | None = None) -> str:

@@ -127,6 +127,14 @@ def test_copy_bandwidth_bookkeeping():
     assert 0 < m.low <= m.value <= m.high
 
 
+def test_copy_call_copies_its_own_arrays():
+    call = hwkit.copy_call(1000)
+    src, dst = call.args
+    assert src.dtype == dst.dtype == np.float32 and src.shape == (1000,)
+    src[:] = np.arange(1000)
+    assert call() is None and np.array_equal(dst, src)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_peak_bookkeeping(threads):
     m = hwkit.measure_peak_gflops(threads=threads, iters=2000, repeat=3)

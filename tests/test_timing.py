@@ -14,6 +14,40 @@ def test_warmup_and_repeats_are_counted():
     assert len(r.samples) == 5 and r.number == 3 and r.hardware == "test"
 
 
+def test_interleave_takes_turns_and_reverses_the_order():
+    log = []
+    calls = {name: (lambda name=name: log.append(name)) for name in "abc"}
+    runs = timing.interleave(calls, rounds=3, warmup=2, hardware="test")
+    assert log == list("aabbcc") + list("abc") + list("cba") + list("abc")
+    assert list(runs) == list("abc")
+    for name, r in runs.items():
+        assert (r.name, len(r.samples), r.number, r.warmup) == (name, 3, 1, 2)
+        assert r.hardware == "test"
+
+
+def test_interleave_aligns_samples_by_round():
+    import time
+
+    rounds = iter(range(100))
+
+    def slow_every_other_round():  # a busy moment hits both calls of a round
+        time.sleep(0.004 if next(rounds) // 2 % 2 else 0.0)
+
+    runs = timing.interleave({"a": slow_every_other_round,
+                              "b": slow_every_other_round},
+                             rounds=4, warmup=0, hardware="test")
+    slow = [t > 0.003 for t in runs["a"].samples]
+    assert slow == [t > 0.003 for t in runs["b"].samples] == [False, True] * 2
+
+
+@pytest.mark.parametrize("kwargs", [{"rounds": 0}, {"warmup": -1}])
+def test_interleave_rejects_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        timing.interleave({"a": lambda: None}, **kwargs)
+    with pytest.raises(ValueError):
+        timing.interleave({})
+
+
 def test_number_grows_until_a_sample_is_long_enough():
     r = timing.measure(lambda: None, repeat=3, min_sample_s=1e-3, hardware="test")
     assert r.number > 1 and r.median * r.number > 1e-4
