@@ -1239,15 +1239,54 @@ def tuning_target(target: Target | str | None = None) -> Target:
     return Target(attrs)
 
 
+#: the tensor-intrinsic module of each CPU architecture (platform.machine())
+_CPU_INTRINSICS = {"x86_64": "x86", "amd64": "x86", "aarch64": "arm_cpu",
+                   "arm64": "arm_cpu"}
+
+
+def register_cpu_intrinsics() -> str | None:
+    """Register this CPU's tensor intrinsics without the other targets' ones.
+
+    MetaSchedule's ``TuneContext`` (``tune_context.py``) imports
+    ``tvm.s_tir.tensor_intrin``, whose ``__init__`` parses the TVMScript of
+    every target's intrinsics: about 37 s on a 2-core AMD EPYC, two thirds of
+    them CUDA's, paid again by every process that tunes. Here the package is
+    entered in ``sys.modules`` without running its ``__init__`` and only this
+    architecture's module is imported (half a second); a later import of any other
+    submodule (``tvm.s_tir.tensor_intrin.cuda``) still works. Returns the
+    module's name, or None where the package was imported already or the
+    machine is neither x86 nor Arm (TVM's own import then runs unchanged)."""
+    import importlib
+    import importlib.util
+    import platform
+    import sys
+
+    import tvm.s_tir
+
+    package = "tvm.s_tir.tensor_intrin"
+    arch = _CPU_INTRINSICS.get(platform.machine().lower())
+    if package in sys.modules or arch is None:
+        return None
+    module = importlib.util.module_from_spec(importlib.util.find_spec(package))
+    sys.modules[package] = module
+    tvm.s_tir.tensor_intrin = module
+    importlib.import_module(f"{package}.{arch}")
+    return arch
+
+
 class quiet_tuning:  # noqa: N801 - used as a context manager, like open()
     """Keep MetaSchedule's timestamped log lines off the page while the block
     runs: its logger ``tvm.s_tir.meta_schedule`` is set to ERROR (tuning then
     creates its console handler at that level, ``create_loggers`` in
     ``tvm/s_tir/meta_schedule/logging.py``); the full logs still go to
-    ``<work_dir>/logs``. Errors are still printed."""
+    ``<work_dir>/logs``. Errors are still printed. Entering it also registers
+    this CPU's tensor intrinsics the quick way (:func:`register_cpu_intrinsics`),
+    before MetaSchedule imports all of them."""
 
     def __enter__(self):
         import logging
+
+        register_cpu_intrinsics()
 
         self._logger = logging.getLogger("tvm.s_tir.meta_schedule")
         self._level = self._logger.level
