@@ -41,12 +41,16 @@ def test_the_chapter_indexes_agree_with_the_headers():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_the_tracks_page_adds_up_the_headers():
-    text = (ROOT / "chapters/00_start_here/learning_tracks.md").read_text()
-    assert "chapter_time(folder)" in text
+def test_the_tracks_pages_add_up_the_headers():
+    from model2metal import tracks
+
+    for page in ("chapters/00_start_here/learning_tracks.md",
+                 "chapters/06_careers/tracks.md"):
+        text = (ROOT / page).read_text()
+        assert "from model2metal import tracks" in text, page
+        assert "_hours(" in text, f"{page} computes no hours"
     chapters = {p.parent.name for p in ROOT.glob("chapters/*/index.md")}
-    for folder in chapters:
-        assert f'"{folder}"' in text, f"the tracks page leaves out {folder}"
+    assert set(tracks.CHAPTERS) == chapters
 
 
 def _tiny_course(tmp_path: Path, page_minutes: str) -> Path:
