@@ -218,12 +218,28 @@ def allocated_buffers(mod) -> dict[str, tuple[tuple[int, ...], str]]:
     }
 
 
+#: TVM's C++ logger warns on every gather it compiles (``topi/transform.h``:
+#: "Fast mode segfaults when there are out-of-bounds indices"); the indices a
+#: graph such as a detector's top-k produces are in bounds by construction
+_GATHER_WARNING = re.compile(r".*Fast mode segfaults when there are out-of-bounds "
+                             r"indices.*\n?")
+
+
 def build(mod, target: Target | str | None = None):
     """Compile an ``IRModule`` (or a ``PrimFunc``); returns a TVM ``Executable``.
 
     ``target`` defaults to :func:`host_target`. Call the result as ``ex["main"](...)``.
+    What the compiler writes to stderr is passed on, except the gather warning
+    above (:data:`_GATHER_WARNING`).
     """
-    return tvm.compile(mod, target=target if target is not None else host_target())
+    import sys
+
+    with CStderr() as err:
+        ex = tvm.compile(mod, target=target if target is not None else host_target())
+    rest = _GATHER_WARNING.sub("", err.text)
+    if rest.strip():
+        sys.stderr.write(rest)
+    return ex
 
 
 def tensor(array: np.ndarray, device=None):
