@@ -16,7 +16,7 @@ audiences name their core and optional labs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from .pages import ROOT, chapter_time, toc_files
 
 CORE, OPTIONAL, SKIP = "core", "optional", "skip"
@@ -98,9 +98,10 @@ def _chapter_times():
     return {folder: chapter_time(folder) for folder in CHAPTERS}
 
 
-def lab_minutes() -> dict[str, tuple[int, int]]:
-    """Every lab's (low, high) minutes from its header, by number."""
-    return {name[:8]: span for t in _chapter_times().values()
+def lab_minutes(times=None) -> dict[str, tuple[int, int]]:
+    """Every lab's (low, high) minutes from its header, by number (``times``:
+    the chapters' times when already read)."""
+    return {name[:8]: span for t in (times or _chapter_times()).values()
             for name, span in t.labs.items()}
 
 
@@ -120,7 +121,6 @@ class Hours:
     pages: tuple[float, float]
     core_labs: tuple[float, float]
     optional_labs: tuple[float, float] = (0.0, 0.0)
-    labs: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def core(self) -> tuple[float, float]:
@@ -136,7 +136,7 @@ def _sum_labs(names, minutes) -> tuple[float, float]:
 def audience_hours(audience: Audience) -> Hours:
     """The hours an audience's route takes, from the headers."""
     times = _chapter_times()
-    minutes = lab_minutes()
+    minutes = lab_minutes(times)
     unknown = [n for n in audience.core_labs + audience.optional_labs
                if n not in minutes]
     if unknown:
@@ -144,8 +144,7 @@ def audience_hours(audience: Audience) -> Hours:
     low, high = _pages_minutes(audience.levels, times)
     return Hours((low / 60, high / 60),
                  _sum_labs(audience.core_labs, minutes),
-                 _sum_labs(audience.optional_labs, minutes),
-                 {n: minutes[n] for n in audience.core_labs})
+                 _sum_labs(audience.optional_labs, minutes))
 
 
 def chapter_hours() -> dict[str, dict[str, tuple[float, float]]]:

@@ -5,7 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from model2metal.checks import lab06_01
@@ -16,13 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_committed_weights_detect_the_test_set():
-    images = lab06_01.test_set()[0]
-    rows = lab06_01._reference(images)
-    predictions = []
-    for r in rows:
-        b, s, c = r[:, 2:], r[:, 1], r[:, 0].astype(np.int64)
-        predictions.append(lab06_01._post_reference(b, s, c, 0.1, 0.5))
-    assert lab06_01.score_detections(predictions) > 0.95
+    found = lab06_01.reference_detections(lab06_01.test_set()[0])
+    assert lab06_01.score_detections(found) > 0.95
 
 
 def test_shapes_and_losses():

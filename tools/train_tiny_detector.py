@@ -6,7 +6,8 @@ lab 02_03's: ``model2metal.detector.TinyCenterNet`` on ``make_shapes(1200, seed=
 CenterNet targets (the reference of ``model2metal.checks.lab02_03``), the focal and
 size losses of ``model2metal.detector``, Adam with a one-cycle learning rate, batches
 of 32, one thread, every source of randomness seeded. The test set is
-``make_shapes(200, seed=2)``; its mAP@0.5 (all-point, class-aware NMS) is printed.
+the capstone's (``lab06_01.test_set()``, ``make_shapes(200, seed=2)``); its mAP@0.5
+is printed, scored by the capstone's reference pipeline (decoding, class-aware NMS).
 Usage::
 
     python tools/train_tiny_detector.py [--epochs N] [--out PATH]
@@ -24,8 +25,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model2metal.checks.lab02_03 import (  # noqa: E402  (references, by loops)
-    _batched_nms_by_loops, _decode_by_loops, _map_by_loops, _targets_by_loops)
+from model2metal.checks import lab06_01  # noqa: E402
+from model2metal.checks.lab02_03 import _targets_by_loops  # noqa: E402
 from model2metal.detector import (  # noqa: E402
     DETECTOR_PATH, GRID, STRIDE, TinyCenterNet, focal_loss, size_loss)
 from model2metal.seeding import seed_everything  # noqa: E402
@@ -38,20 +39,6 @@ def targets(all_boxes, all_labels):
     return [torch.tensor(np.stack(p), dtype=torch.float32) for p in zip(*parts)]
 
 
-def test_map(net, images, boxes, labels) -> float:
-    with torch.no_grad():
-        logits, sizes = net(torch.from_numpy(images))
-    predictions = []
-    for heat, wh in zip(torch.sigmoid(logits).numpy(), sizes.numpy()):
-        found = _decode_by_loops(heat, wh, 20, STRIDE, 0.1)
-        b = np.array([f[1] for f in found]).reshape(-1, 4)
-        s = np.array([f[2] for f in found])
-        c = np.array([f[0] for f in found], dtype=np.int64)
-        keep = _batched_nms_by_loops(b, s, c, 0.5)
-        predictions.append((b[keep], s[keep], c[keep]))
-    return _map_by_loops(predictions, list(zip(boxes, labels)), len(CLASS_NAMES))
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=5)
@@ -61,7 +48,6 @@ def main(argv=None) -> int:
     torch.use_deterministic_algorithms(True)
     seed_everything(0)
     X, boxes, labels = make_shapes(1200, seed=1)
-    X_test, boxes_test, labels_test = make_shapes(200, seed=2)
     heat_t, wh_t, mask_t = targets(boxes, labels)
     net = TinyCenterNet(len(CLASS_NAMES))
     images = torch.from_numpy(X)
@@ -89,8 +75,9 @@ def main(argv=None) -> int:
         print(f"epoch {epoch + 1}: mean loss {np.mean(losses):.3f}")
     took = time.perf_counter() - start
     net.eval()
+    found = lab06_01.reference_detections(lab06_01.test_set()[0], net)
     print(f"trained in {took:.1f} s; test mAP@0.5 "
-          f"{test_map(net, X_test, boxes_test, labels_test):.3f}")
+          f"{lab06_01.score_detections(found):.3f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB)")

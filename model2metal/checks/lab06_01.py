@@ -80,19 +80,21 @@ def test_set():
     return make_shapes(TEST_SET["n"], seed=TEST_SET["seed"])
 
 
-def _heads(images: np.ndarray):
+def _heads(images: np.ndarray, net=None):
+    """Sigmoid heatmaps and sizes of ``net`` (default: the committed detector)."""
     import torch
 
-    net = load_tiny_detector()
+    net = net if net is not None else load_tiny_detector()
     with torch.no_grad():
         logits, sizes = net(torch.from_numpy(np.ascontiguousarray(images)))
     return torch.sigmoid(logits).numpy(), sizes.numpy()
 
 
-def _reference(images: np.ndarray, variant=None) -> list[np.ndarray]:
+def _reference(images: np.ndarray, variant=None, heads=None) -> list[np.ndarray]:
     """Per image, the rows (class, score, x1, y1, x2, y2) of the top-k peaks that
-    score above the floor, by descending score; ``variant`` as lab 02_03's."""
-    heat, wh = _heads(images)
+    score above the floor, by descending score; ``variant`` as lab 02_03's;
+    ``heads`` the network's outputs for ``images`` when already computed."""
+    heat, wh = heads if heads is not None else _heads(images)
     out = []
     for h, s in zip(heat, wh):
         found = _lab02_03._decode_by_loops(h, s, K, STRIDE, _FLOOR, variant)
@@ -156,16 +158,18 @@ def _centre_swapped(rows: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def _compare_decoding(check, case, got_rows, images):
-    ok, problem = _same(got_rows, _reference(images))
+    heads = _heads(images)
+    want = _reference(images, heads=heads)
+    ok, problem = _same(got_rows, want)
     if ok:
         return
     hint = None
     for variant, text in _DECODE_HINTS.items():
-        candidate = _reference(images, variant)
+        candidate = _reference(images, variant, heads)
         if candidate is not None and _same(got_rows, candidate)[0]:
             hint = text
             break
-    if hint is None and _same(got_rows, _centre_swapped(_reference(images)))[0]:
+    if hint is None and _same(got_rows, _centre_swapped(want))[0]:
         hint = _DECODE_HINTS["x/y swapped"]
     raise CheckFailed(check, case, problem, hint or (
         "decode as lab 02_03 did: sigmoid, 3×3 peaks, top-k over all classes and "
@@ -358,14 +362,26 @@ def score_detections(predictions) -> float:
         list(zip(boxes, labels)), len(CLASS_NAMES))
 
 
+def _kept(boxes, scores, classes, variant=None) -> list[tuple]:
+    """Per image, the detections the lab's post-processing keeps."""
+    return [_post_reference(b, s, c, 0.1, 0.5, variant)
+            for b, s, c in zip(boxes, scores, classes)]
+
+
+def reference_detections(images, net=None) -> list[tuple]:
+    """Per image, ``(boxes, scores, classes)`` of the reference pipeline: ``net``'s
+    heads (default: the committed detector), lab 02_03's decoding, the lab's
+    post-processing. What ``tools/train_tiny_detector.py`` scores."""
+    rows = _reference(images, heads=_heads(images, net))
+    return _kept([r[:, 2:] for r in rows], [r[:, 1] for r in rows],
+                 [r[:, 0].astype(np.int64) for r in rows])
+
+
 def _session_predictions(path):
     from .. import onnxkit
 
-    images = test_set()[0]
     session = onnxkit.session(path, threads=1)
-    boxes, scores, classes = session.run(None, {"images": images})
-    return [_post_reference(b, s, c, 0.1, 0.5) for b, s, c in
-            zip(boxes, scores, classes)]
+    return _kept(*session.run(None, {"images": test_set()[0]}))
 
 
 def check_quantise(int8_path, fp32_path) -> None:
@@ -527,16 +543,15 @@ def _detections(check, case, response, n):
     return rows
 
 
-def _expected_rows(model_path, images, variant=None):
+def _expected_rows(model_path, images, variants=(None,)):
+    """Per variant of the post-processing, per image, the rows the service should
+    answer; the model runs once."""
     from .. import onnxkit
 
     session = onnxkit.session(model_path, threads=1)
     out = session.run(None, {"images": np.asarray(images, np.float32)[:, None]})
-    rows = []
-    for b, s, c in zip(*out):
-        kb, ks, kc = _post_reference(b, s, c, 0.1, 0.5, variant)
-        rows.append(np.column_stack([kc, ks, kb]).astype(np.float64).reshape(-1, 6))
-    return rows
+    return [[np.column_stack([kc, ks, kb]).astype(np.float64).reshape(-1, 6)
+             for kb, ks, kc in _kept(*out, variant)] for variant in variants]
 
 
 def check_service(make_app, model_path) -> None:
@@ -558,8 +573,9 @@ def check_service(make_app, model_path) -> None:
         case = "POST /predict with 3 test images"
         got = _detections(check, case, _post(service, check, case, _body(
             {"images": images.tolist()})), 3)
-        ok, problem = _same(got, _expected_rows(model_path, images))
-        across = _same(got, _expected_rows(model_path, images, "across classes"))
+        want, across = _expected_rows(model_path, images, (None, "across classes"))
+        ok, problem = _same(got, want)
+        across = _same(got, across)
         assert_true(ok, check, case, problem,
                     _POST_HINTS["across classes"] if across[0] else
                     "run the model, then postprocess each image's candidates")
