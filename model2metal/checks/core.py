@@ -359,13 +359,18 @@ def _first_lines(exc: BaseException, n: int = 3) -> str:
     return shown + (" …" if len(lines) > n else "")
 
 
+def _yours(name: str) -> str:
+    """``your f()`` for a function name; a label that has its own article stays."""
+    return name if name.startswith(("your ", "the ")) else f"your {name}"
+
+
 def _raised(name: str, exc: Exception, args: tuple, kwargs: dict) -> str:
     """The message for learner code that raised: the error, the inputs it was given,
     and the learner's own line."""
     inputs = ", ".join(
         [describe(a) for a in args] + [f"{k}={describe(v)}" for k, v in kwargs.items()]
     )
-    lines = [f"your {name} raised {type(exc).__name__}: {_first_lines(exc)}"]
+    lines = [f"{_yours(name)} raised {type(exc).__name__}: {_first_lines(exc)}"]
     if inputs:
         lines.append(f"input: {inputs}")
     where = _learner_frame(exc.__traceback__)
@@ -457,7 +462,7 @@ def call_learner(
             raise CheckFailed(
                 check,
                 case,
-                f"your {name} changed its input `{arg_name}{where}` in place ({what})",
+                f"{_yours(name)} changed its input `{arg_name}{where}` in place ({what})",
                 inplace_hint
                 or "the caller still needs its input: compute into a new array "
                 "(x.copy(), np.empty_like(x), an expression that allocates) instead "
