@@ -4,13 +4,14 @@
 # Author helpers:
 #   make labs        regenerate labs/ from solutions/
 #   make solutions   re-execute every solution notebook and clean it (outputs kept)
+#   make nbgrader    write an nbgrader course (source/ + nbgrader_config.py) to _build/nbgrader
 #   make constraints re-pin the transitive dependencies into constraints.txt
 
 SHELL := /bin/bash
 PY := .venv/bin/python
 BOOK_FLAGS := -W -n --keep-going
 
-.PHONY: book test labs solutions venv constraints clean
+.PHONY: book test labs solutions nbgrader venv constraints clean
 
 venv:
 	@tools/ensure_venv.sh
@@ -27,6 +28,9 @@ labs: venv
 
 solutions: venv
 	$(PY) tools/run_solutions.py
+
+nbgrader: venv
+	$(PY) tools/make_nbgrader.py
 
 constraints: venv
 	$(PY) -m pip freeze --exclude-editable | grep -v "^-e " | grep -v "^torch==" > constraints.txt  # torch: requirements.txt

@@ -30,6 +30,8 @@ PYTEST = [PY, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
 
 #: nbval over every solution, strict, two notebooks at a time (one per core).
 NBVAL = PYTEST + [
+    "-p",
+    "tests.record_times",
     "--nbval",
     "solutions",
     "--nbval-sanitize-with",
@@ -39,6 +41,10 @@ NBVAL = PYTEST + [
     "--dist",
     "loadfile",
 ]
+
+#: where the nbval phase records each solution's execution time (tests/conftest.py);
+#: the status page and tools/make_nbgrader.py read it
+TIMES_FILE = "_build/status/solution_times.json"
 
 PHASES = [
     # two workers, one test file each at a time: module fixtures are built once
@@ -65,7 +71,8 @@ def main(argv: list[str]) -> int:
             continue
         print(f"\n=== phase {name}: {' '.join(cmd[1:])}", flush=True)
         start = time.perf_counter()
-        status = subprocess.call(cmd, cwd=ROOT, env=env)
+        phase_env = dict(env, M2M_RECORD_TIMES=TIMES_FILE) if name == "nbval" else env
+        status = subprocess.call(cmd, cwd=ROOT, env=phase_env)
         results.append((name, status, time.perf_counter() - start))
     print("\n=== make test summary")
     for name, status, seconds in results:
