@@ -1,5 +1,6 @@
 # Model to Metal: two commands set everything up.
 #   make book   create .venv (if needed), install requirements.txt, build the HTML book
+#   make book-student  the same, the student edition (no solutions): _build/student/
 #   make test   the same set-up, then every test (see tools/run_tests.py for the phases)
 # Author helpers:
 #   make labs        regenerate labs/ from solutions/
@@ -11,7 +12,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 BOOK_FLAGS := -W -n --keep-going
 
-.PHONY: book test labs solutions nbgrader venv constraints clean
+.PHONY: book book-student test labs solutions nbgrader venv constraints clean
 
 venv:
 	@tools/ensure_venv.sh
@@ -19,6 +20,10 @@ venv:
 book: venv
 	$(PY) tools/build_book.py
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
+
+book-student: venv
+	$(PY) tools/build_book.py --student
+	@echo "The student edition is at $(CURDIR)/_build/student/_build/html/index.html"
 
 test: venv
 	$(PY) tools/run_tests.py

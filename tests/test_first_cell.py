@@ -54,13 +54,20 @@ def test_inside_a_copy_of_the_course_it_installs_that_copy(monkeypatch, capsys):
     assert "installed" in capsys.readouterr().out
 
 
+def test_the_unzipped_labs_download_is_found(monkeypatch, tmp_path):
+    copy = tmp_path / "model2metal-labs"
+    (copy / "model2metal").mkdir(parents=True)
+    (copy / "model2metal" / "__init__.py").write_text("")
+    assert run_cell(monkeypatch, tmp_path)[-1] == f"{copy}[labs]"
+
+
 def test_the_instructors_source_wins(monkeypatch, tmp_path):
     url = "https://example.org/model2metal-0.1.0-py3-none-any.whl"
     assert run_cell(monkeypatch, tmp_path, source=url)[-1] == f"model2metal[labs] @ {url}"
 
 
 def test_without_a_source_it_stops_and_says_what_to_do(monkeypatch, tmp_path):
-    with pytest.raises(RuntimeError, match="Clone the course.*M2M_SOURCE"):
+    with pytest.raises(RuntimeError, match="labs download.*clone the course.*M2M_SOURCE"):
         run_cell(monkeypatch, tmp_path)
 
 

@@ -1,40 +1,99 @@
-"""Build the HTML book into _build/html, strictly.
+"""Build the HTML book, strictly: the full edition, or the student edition.
+
+    python tools/build_book.py            # full edition  -> _build/html
+    python tools/build_book.py --student  # student edition -> _build/student/_build/html
+    python tools/build_book.py --both     # both (make test)
 
 ``-W -n --keep-going`` turns every Sphinx warning (a broken reference, a missing page)
 into a failure and reports all of them, not just the first; ``--all`` rebuilds every
-page. Chapters are executed through jupyter-cache, so unchanged pages are not re-run.
-A plain ``jupyter-book build`` exits 0 even when a chapter cell raises; with these
-flags it exits 1.
+page. Chapters are executed through jupyter-cache, so unchanged pages are not re-run; the
+student edition reads the same cache. A plain ``jupyter-book build`` exits 0 even when a
+chapter cell raises; with these flags it exits 1.
+
+The **student edition** has no solutions: no *Solutions* part in its table of contents,
+no ``solutions/`` page, no page text marked ``% full-edition`` (``_ext/editions.py``),
+and no copies of the page sources (``_sources/``). ``tests/test_editions.py`` searches
+its built files for solution code and answers. Before either build,
+``tools/book_extras.py`` writes the status tables and the labs download.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
+STUDENT_DIR = ROOT / "_build" / "student"
+SOLUTIONS_CAPTION = "Solutions"
 
 
-def main() -> int:
+def student_files(root: Path = ROOT, out: Path = STUDENT_DIR) -> tuple[Path, Path]:
+    """Write the student edition's _toc.yml and _config.yml under ``out``."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
+    toc["parts"] = [p for p in toc["parts"] if p.get("caption") != SOLUTIONS_CAPTION]
+    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+    config["title"] = f"{config['title']} (student edition)"
+    config["exclude_patterns"] = config["exclude_patterns"] + ["solutions"]
+    config["execute"]["cache"] = str(root / "_build" / ".jupyter_cache")  # shared
+    sphinx = config["sphinx"]
+    sphinx["local_extensions"] = {
+        name: str(root / path) for name, path in sphinx["local_extensions"].items()
+    }
+    sphinx["config"]["html_copy_source"] = False  # _sources/ would hold the full pages
+    out.mkdir(parents=True, exist_ok=True)
+    paths = out / "_toc.yml", out / "_config.yml"
+    for path, data in zip(paths, (toc, config)):
+        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return paths
+
+
+def build(student: bool) -> int:
+    """One edition; returns the exit status."""
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb), "build", str(ROOT), "-W", "-n", "--keep-going", "--all"]
+    env = os.environ.copy()
+    html = ROOT / "_build" / "html"
+    if student:
+        toc, config = student_files()
+        cmd += ["--toc", str(toc), "--config", str(config), "--path-output", str(STUDENT_DIR)]
+        env["M2M_EDITION"] = "student"
+        html = STUDENT_DIR / "_build" / "html"
+    else:
+        env.pop("M2M_EDITION", None)
+    print("$", " ".join(cmd), flush=True)
+    status = subprocess.call(cmd, cwd=ROOT, env=env)
+    if status != 0:
+        for report in sorted((html / "reports").glob("**/*.err.log")):
+            print(f"--- {report.relative_to(ROOT)}\n{report.read_text()[-3000:]}")
+        print(f"book build FAILED ({'student' if student else 'full'} edition; "
+              "see the warnings above)")
+        return status
+    print(f"book built: {html / 'index.html'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--student", action="store_true", help="the student edition only")
+    group.add_argument("--both", action="store_true", help="full, then student edition")
+    args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from model2metal import device
 
     device.select_cuda_backend()  # chapters that run CUDA inherit the choice
-    jb = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(jb), "build", str(ROOT), "-W", "-n", "--keep-going", "--all"]
-    print("$", " ".join(cmd), flush=True)
-    status = subprocess.call(cmd, cwd=ROOT, env=os.environ.copy())
-    index = ROOT / "_build" / "html" / "index.html"
-    if status != 0:
-        reports = sorted((ROOT / "_build" / "html" / "reports").glob("**/*.err.log"))
-        for report in reports:
-            print(f"--- {report.relative_to(ROOT)}\n{report.read_text()[-3000:]}")
-        print("book build FAILED (see the warnings above)")
-        return status
-    print(f"book built: {index}")
-    return 0
+    sys.path.insert(0, str(ROOT / "tools"))
+    import book_extras
+
+    book_extras.write_all(ROOT)  # the status tables and the labs download
+    editions = [False, True] if args.both else [args.student]
+    statuses = [build(student) for student in editions]
+    return next((s for s in statuses if s), 0)
 
 
 if __name__ == "__main__":

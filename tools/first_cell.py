@@ -2,8 +2,9 @@
 
 A lab opened outside this repository's ``.venv`` (Colab, Binder, a JupyterHub image, a
 graded copy) may lack ``model2metal``. The cell installs ``model2metal[labs]`` from a
-source that exists — a copy of the course above the notebook's folder (the repository
-the lab came from), else ``M2M_SOURCE`` (a path, a wheel or a pip URL that an instructor
+source that exists — a copy of the course in or above the notebook's folder (the
+repository the lab came from, or the book's labs download unzipped there: a
+``model2metal-labs/`` folder), else ``M2M_SOURCE`` (a path, a wheel or a pip URL that an instructor
 publishes) — and stops the notebook with a message that says what to do when there is
 none or pip fails. Where the package is importable it does nothing; CI skips it
 (``nbval-skip``), and the book folds it away (``hide-input``).
@@ -33,13 +34,15 @@ import importlib.util, os, pathlib, subprocess, sys
 
 if importlib.util.find_spec("model2metal") is None:
     here = pathlib.Path.cwd().resolve()
-    copies = [p for p in (here, *here.parents) if (p / "model2metal/__init__.py").is_file()]
+    places = [q for p in (here, *here.parents) for q in (p, p / "model2metal-labs")]
+    copies = [p for p in places if (p / "model2metal/__init__.py").is_file()]
     source = os.environ.get("M2M_SOURCE") or (str(copies[0]) if copies else "")
     if not source:
         raise RuntimeError(
-            "The course helpers (model2metal) are not installed and there is no copy of "
-            "the course above this folder. Clone the course and open this lab from its "
-            "labs/ folder, or set M2M_SOURCE to the path, wheel or URL your instructor gives."
+            "The course helpers (model2metal) are not installed and there is no copy of the "
+            "course here or above. Unzip the book's labs download (model2metal-labs.zip) "
+            "here, or clone the course and open this lab from its labs/ folder, or set "
+            "M2M_SOURCE to the path, wheel or URL your instructor gives."
         )
     local = pathlib.Path(source).exists()
     wanted = f"{source}[labs]" if local else f"model2metal[labs] @ {source}"

@@ -10,7 +10,7 @@ Phases (all run, even after a failure, so one run shows every problem):
 4. foreign    the same nbval run under settings that make this CPU compute floats as
               another CPU would (other SIMD paths, BLAS kernels, thread counts; see
               tools/foreign_cpu.py): the stored outputs must hold on every machine
-5. book       the HTML book builds with warnings as errors
+5. book       the HTML book builds with warnings as errors, full and student edition
 6. browser    headless Chromium opens the built book and checks what a reader sees
 
 The last line is a plain summary, ``N passed, N failed``, of the phases.
@@ -53,7 +53,7 @@ PHASES = [
     ("stubs", PYTEST + ["tests", "-m", "notebooks", "-n", "2", "--dist", "load"]),
     ("nbval", NBVAL),
     ("foreign", [PY, "tools/foreign_cpu.py", "--nbval"]),
-    ("book", [PY, "tools/build_book.py"]),
+    ("book", [PY, "tools/build_book.py", "--both"]),
     ("browser", PYTEST + ["tests", "-m", "browser"]),
 ]
 
