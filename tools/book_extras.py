@@ -12,13 +12,22 @@
   ``pyproject.toml``, and a ``START_HERE.txt``, so that a learner without git can unzip,
   install and open the labs. Deterministic: the same tree gives the same bytes.
 
-Usage: ``python tools/book_extras.py`` writes both (as the build does).
+* ``_build/quizzes/<chapter>.html``: each chapter's self-check quiz
+  (``chapters/<chapter>/quiz.json``) as static HTML and JavaScript rendered by
+  JupyterQuiz, which the chapter's ``quiz.md`` page includes with a ``raw`` directive:
+  nothing is executed or cached, so the page always shows the JSON as it is, and it
+  works offline. Our fields ``page`` and ``evidence`` (where the point is taught; see
+  ``tests/test_quizzes.py``) are not shipped.
+
+Usage: ``python tools/book_extras.py`` writes all three (as the build does).
 """
 
 from __future__ import annotations
 
+import html
 import importlib.metadata as metadata
 import json
+import random
 import re
 import sys
 import zipfile
@@ -156,13 +165,77 @@ def write_labs_zip(root: Path = ROOT, out: Path | None = None) -> Path:
     return out
 
 
+QUIZ_DIR = Path("_build/quizzes")
+#: JupyterQuiz's palette with darker question bars and feedback colours that read on white
+QUIZ_COLOURS = {
+    "--jq-multiple-choice-bg": "#345995", "--jq-many-choice-bg": "#345995",
+    "--jq-numeric-bg": "#345995", "--jq-correct-color": "#1b7a2e",
+    "--jq-incorrect-color": "#b00020",
+}
+QUIZ_TEXT_KEYS = ("question", "answer", "feedback")
+OUR_QUIZ_KEYS = ("page", "evidence")
+
+
+def _markup(text: str) -> str:
+    """Quiz text for JupyterQuiz, which inserts it as HTML: special characters escaped,
+    `code` and **bold** as tags, $math$ left for MathJax."""
+    text = html.escape(text, quote=False)
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
+
+
+def quiz_questions(path: Path) -> list[dict]:
+    """The questions of a quiz file, as JupyterQuiz takes them."""
+    questions = json.loads(path.read_text(encoding="utf-8"))
+    shipped = []
+    for question in questions:
+        question = {k: v for k, v in question.items() if k not in OUR_QUIZ_KEYS}
+        question["question"] = _markup(question["question"])
+        question["answers"] = [
+            {k: _markup(v) if k in QUIZ_TEXT_KEYS else v for k, v in answer.items()}
+            for answer in question["answers"]
+        ]
+        shipped.append(question)
+    return shipped
+
+
+def quiz_html(path: Path) -> str:
+    """A quiz file as one block of HTML and inline JavaScript (no network needed)."""
+    from jupyterquiz.dynamic import display as quiz_display
+
+    shown = []
+    saved_display, saved_state = quiz_display.display, random.getstate()
+    quiz_display.display = shown.append  # keep what display_quiz would show
+    random.seed(path.parent.name)  # the quiz's element id: the same on every build
+    try:
+        quiz_display.display_quiz(quiz_questions(path), shuffle_answers=True,
+                                  max_width=680, colors=QUIZ_COLOURS)
+    finally:
+        quiz_display.display, _ = saved_display, random.setstate(saved_state)
+    markup, script = shown[0].data, shown[1].data
+    script = script.replace("</script", "<\\/script")
+    return f'{markup}\n<script type="text/javascript">\n{script}\n</script>\n'
+
+
+def write_quizzes(root: Path = ROOT) -> list[Path]:
+    """Render every chapters/*/quiz.json into _build/quizzes/; returns the files."""
+    written = []
+    (root / QUIZ_DIR).mkdir(parents=True, exist_ok=True)
+    for path in sorted((root / "chapters").glob("*/quiz.json")):
+        target = root / QUIZ_DIR / f"{path.parent.name}.html"
+        target.write_text(quiz_html(path), encoding="utf-8")
+        written.append(target)
+    return written
+
+
 def write_all(root: Path = ROOT) -> None:
-    """Both extras, as the book build needs them."""
+    """The extras, as the book build needs them."""
     (root / STATUS_DIR).mkdir(parents=True, exist_ok=True)
     (root / TABLES_FILE).write_text(status_tables(root), encoding="utf-8")
     path = write_labs_zip(root)
-    print(f"wrote {TABLES_FILE} and {path.relative_to(root)} "
-          f"({path.stat().st_size / 1e6:.1f} MB)")
+    quizzes = write_quizzes(root)
+    print(f"wrote {TABLES_FILE}, {len(quizzes)} quizzes in {QUIZ_DIR} and "
+          f"{path.relative_to(root)} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 if __name__ == "__main__":
