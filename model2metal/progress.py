@@ -15,8 +15,8 @@ per lab, every check of the lab is listed once, in the order its check module de
       · check_train_mlp: not run (no cell calls it: was its check cell deleted?)
       ! cell 14: the cell ran longer than 300 s and was stopped
 
-Errors of cells that call no check (an answer cell that loops or does not parse) are
-listed after the checks, five at most. A check passes when every cell that calls it printed its ``✔ check_… passed`` line.
+Errors of cells that call no check (an answer cell that loops or does not parse; not
+the stubs of unfinished exercises) are listed after the checks, five at most. A check passes when every cell that calls it printed its ``✔ check_… passed`` line.
 The report survives notebooks that loop, raise, kill their kernel, lost cells or
 renamed functions; a file that is not a course lab is named and skipped. Exit status:
 0 when every check of every lab passed, 1 otherwise, 2 when no notebook was found.
@@ -25,6 +25,7 @@ renamed functions; a file that is not a course lab is named and skipped. Exit st
 from __future__ import annotations
 
 import argparse
+import ast
 import inspect
 import re
 import subprocess
@@ -36,8 +37,37 @@ from pathlib import Path
 
 LAB_FILE = re.compile(r"^(lab\d{2}_\d{2})_\w+\.ipynb$")
 LAB_IMPORT = re.compile(r"from\s+model2metal\.checks\s+import\s+(lab\d{2}_\d{2})\b")
+STUB = re.compile(r"lab\d{2}_\d{2}: ")  # the message of a lab's NotImplementedError stub
 CHECK_CALL = re.compile(r"\bchecks\.(check_\w+)\s*\(")
 PASSED = "✔ {name} passed"
+
+
+def check_calls(source: str) -> list[str]:
+    """The checks a code cell calls as graded checks (``checks.check_x(...)``), in order.
+
+    A call inside a ``try`` block is a demonstration (a lab showing what a check says
+    about a wrong version) and is left out. Cells that do not parse as Python (IPython
+    magics are read as ``pass``; a learner's syntax error) fall back to every call
+    the text contains.
+    """
+    lines, found = source.split("\n"), []
+    for number, line in enumerate(lines, 1):
+        if line.lstrip().startswith(("%", "!")):  # a magic: its calls, by text
+            found += [(number, 0, name) for name in CHECK_CALL.findall(line)]
+            lines[number - 1] = line[: len(line) - len(line.lstrip())] + "pass"
+    try:
+        tree = ast.parse("\n".join(lines))
+    except SyntaxError:
+        return CHECK_CALL.findall(source)
+    shown = {id(node) for block in ast.walk(tree) if isinstance(block, ast.Try)
+             for statement in block.body for node in ast.walk(statement)}
+    found += [
+        (node.lineno, node.col_offset, node.func.attr) for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name) and node.func.value.id == "checks"
+        and node.func.attr.startswith("check_") and id(node) not in shown
+    ]
+    return [name for _, _, name in sorted(found)]
 MAX_CELL_ERRORS = 5  # errors of cells without checks that the report lists
 MARKS = {"pass": "✔", "fail": "✘"}  # the rest: "·"
 
@@ -120,7 +150,7 @@ def lab_checks(lab_id: str) -> list[str]:
 
 def _cell_outcomes(cell) -> list[tuple[str, str, str]]:
     """(check, status, detail) of every check call in one executed code cell."""
-    calls = CHECK_CALL.findall(cell.source)
+    calls = check_calls(cell.source)
     if not calls:
         return []
     printed = "".join(
@@ -225,14 +255,17 @@ def run_lab(path: Path, timeout: float = 300) -> LabReport:
 
 
 def _cell_errors(cells, timeout: float) -> list[str]:
-    """``cell N: error`` for each code cell without a check call that raised."""
+    """``cell N: error`` for each code cell without a check call that raised, except
+    the stubs of unfinished exercises."""
     found = []
     for index, cell in enumerate(cells):
-        if cell.cell_type != "code" or CHECK_CALL.search(cell.source):
+        if cell.cell_type != "code" or check_calls(cell.source):
             continue
         for out in cell.get("outputs", []):
             if out.output_type == "error":
                 ename, evalue = out.get("ename", "Error"), out.get("evalue", "")
+                if ename == "NotImplementedError" and STUB.match(evalue):
+                    continue  # an unfinished exercise: its checks already say so
                 text = evalue if ename == "CellTimeoutError" else f"{ename}: {evalue}"
                 if ename == "KeyboardInterrupt":  # what the interrupt at the limit raises
                     text = f"stopped at the limit of {timeout:g} s per cell: does it loop?"

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import make_nbgrader  # noqa: E402
 from clean_notebooks import REPO_ROOT, solution_paths  # noqa: E402
 from make_labs import lab_id_from_path  # noqa: E402
+from model2metal.progress import check_calls  # noqa: E402
 
 LAB = "lab01_01"
 
@@ -61,7 +62,7 @@ def test_source_cells_carry_nbgrader_metadata(course, solution):
         if "### BEGIN SOLUTION" in cell.source:
             assert meta["solution"] and not meta["grade"], cell.source[:80]
             assert meta["grade_id"].startswith("answer_")
-        elif "checks.check_" in cell.source and cell.cell_type == "code":
+        elif cell.cell_type == "code" and check_calls(cell.source):
             assert meta["grade"] and meta["locked"] and meta["points"] >= 1
             assert cell.source.split("\n")[1].startswith("checks = importlib.reload(")
             assert meta["grade_id"].startswith("check_")
@@ -69,6 +70,13 @@ def test_source_cells_carry_nbgrader_metadata(course, solution):
             assert cell.cell_type == "markdown" and meta["solution"] and meta["grade"]
         if meta:
             assert meta["schema_version"] == 3
+
+
+def test_a_check_shown_failing_inside_try_earns_no_points(course):
+    out, summary = course
+    demo = [c for c in _source(out, "lab05_01").cells if "checks.check_dot(dot_strict)" in c.source]
+    assert len(demo) == 1 and not _grader(demo[0])  # shown, not graded
+    assert summary["lab05_01"]["checks"] == 4
 
 
 def test_grade_ids_do_not_depend_on_cell_positions():

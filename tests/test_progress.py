@@ -74,6 +74,18 @@ def test_stubs_renames_timeouts_and_deleted_cells():
     assert result["check_e"][0] == "not run" and "kernel" in result["check_e"][1]
 
 
+def test_a_check_shown_failing_inside_try_is_not_graded():
+    cell = executed("dot_strict = dot\ntry:\n    checks.check_dot(dot_strict)\n"
+                    "except checks.CheckFailed as failed:\n    print(failed)",
+                    stream("check_dot failed on case 'the assembly':\n  no packed ops\n"))
+    assert progress.check_calls(cell.source) == []
+    assert statuses([executed("checks.check_dot(dot)", stream("✔ check_dot passed\n")),
+                     cell], ["check_dot"])["check_dot"] == ("pass", "")
+    assert progress.check_calls("%time checks.check_a(f)\nchecks.check_b(g)") == [
+        "check_a", "check_b"]
+    assert progress.check_calls("checks.check_a(f) +") == ["check_a"]  # does not parse
+
+
 def test_the_worst_outcome_of_repeated_calls_wins():
     cells = [executed("checks.check_a(f)", stream("✔ check_a passed\n")),
              executed("checks.check_a(g)", error("CheckFailed", "check_a failed:\n  no"))]
@@ -126,6 +138,7 @@ def test_full_marks_on_the_solution_and_zero_on_the_lab():
     assert all(r.status in ("not implemented", "not run") for r in report.results)
     assert results["check_unbroadcast"].detail == (
         "not implemented yet (lab01_01: implement unbroadcast())")
+    assert report.cell_errors == []  # the stubs' errors are the checks' business
 
 
 def _cell_defining(nb, function):

@@ -45,9 +45,9 @@ from nbformat import NotebookNode
 
 from clean_notebooks import add_root_option, clean_notebook, notebook_text, solution_paths
 from make_labs import BEGIN, DEFINITION, MarkerError, _stub_source, lab_id_from_path
+from model2metal.progress import check_calls
 
 SCHEMA_VERSION = 3
-CHECK_CALL = re.compile(r"\bchecks\.(check_\w+)\s*\(")
 NUMBERED = re.compile(r"^\d+\.\s", re.MULTILINE)
 #: the per-cell execution times of the last nbval run (written by tests/conftest.py)
 TIMES_FILE = Path("_build/status/solution_times.json")
@@ -111,7 +111,7 @@ def nbgrader_notebook(nb: NotebookNode, lab_id: str) -> tuple[NotebookNode, dict
         elif cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
             _stub_source(cell.source, lab_id, index)  # raises MarkerError if malformed
-            called = CHECK_CALL.findall(cell.source)
+            called = check_calls(cell.source)  # a demonstration inside `try` is not graded
             if "### BEGIN SOLUTION" in cell.source:
                 cell.metadata.update(_metadata(
                     solution=True, grade=False, locked=False, task=False,
