@@ -25,19 +25,20 @@ def test_interleave_takes_turns_and_reverses_the_order():
         assert r.hardware == "test"
 
 
-def test_interleave_aligns_samples_by_round():
-    import time
+def test_interleave_aligns_samples_by_round(monkeypatch):
+    # A clock that only the calls move: a busy moment (every other round) costs both
+    # calls of its round 5 time units, a quiet one 1. No sleeping, no machine noise.
+    clock = [0.0]
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])
+    calls_made = iter(range(100))
 
-    rounds = iter(range(100))
+    def busy_every_other_round():
+        clock[0] += 5.0 if next(calls_made) // 2 % 2 else 1.0
 
-    def slow_every_other_round():  # a busy moment hits both calls of a round
-        time.sleep(0.004 if next(rounds) // 2 % 2 else 0.0)
-
-    runs = timing.interleave({"a": slow_every_other_round,
-                              "b": slow_every_other_round},
+    runs = timing.interleave({"a": busy_every_other_round,
+                              "b": busy_every_other_round},
                              rounds=4, warmup=0, hardware="test")
-    slow = [t > 0.003 for t in runs["a"].samples]
-    assert slow == [t > 0.003 for t in runs["b"].samples] == [False, True] * 2
+    assert runs["a"].samples == runs["b"].samples == [1.0, 5.0, 1.0, 5.0]
 
 
 @pytest.mark.parametrize("kwargs", [{"rounds": 0}, {"warmup": -1}])
