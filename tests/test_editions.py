@@ -159,3 +159,23 @@ def test_both_editions_offer_the_labs_download_and_the_status(html_root):
     assert not [n for n in names if "solutions/" in n or "__pycache__" in n]
     status = (root / "chapters/status.html").read_text(encoding="utf-8")
     assert "Pinned versions" in status and "This machine" in status
+
+
+def test_only_pages_that_time_nothing_are_executed_two_at_a_time():
+    pages = {p.relative_to(ROOT).as_posix() for p in build_book.timing_free_pages(ROOT)}
+    assert "chapters/03_deployment/parity.md" in pages  # plain code
+    for timed in ("chapters/03_deployment/measuring.md", "chapters/04_compilers/gemm.md",
+                  "chapters/00_start_here/know_your_machine.md"):
+        assert timed not in pages and (ROOT / timed).exists()
+    assert not [p for p in pages if "/quiz" in p or "/labs/" in p or "solutions/" in p]
+    assert build_book.TIMING.search("r = timing.measure(f)")
+    assert build_book.TIMING.search("t0 = time.perf_counter()")
+    assert not build_book.TIMING.search("result = measure_the_time_of_nothing")
+
+
+def test_a_notebook_missing_from_the_cache_is_not_cached(tmp_path):
+    from jupyter_cache import get_cache
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    nb = new_notebook(cells=[new_code_cell("x = 1")])
+    assert build_book._cached(get_cache(str(tmp_path / "cache")), nb) is False
