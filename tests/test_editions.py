@@ -4,9 +4,10 @@ or an answer.
 The fast tests read the sources: the ``% full-edition`` markers of ``_ext/editions.py``
 and what the student edition's pages say after them. The tests marked ``browser`` read
 the books that ``tools/build_book.py --both`` built (the book phase of ``make test``):
-they search every HTML file and the search index of the student edition for solution
-code and reflection answers taken from the solution notebooks, and check on the full
-edition that the same search does find them there (so the search itself works).
+they search every HTML file, the search index and the downloadable page sources
+(``_sources/``) of the student edition for solution code and reflection answers taken
+from the solution notebooks, and check on the full edition that the same search does
+find them there (so the search itself works).
 """
 
 import html
@@ -57,7 +58,6 @@ def test_the_student_toc_and_config(tmp_path):
     assert len(toc["parts"]) == len(yaml.safe_load((ROOT / "_toc.yml").read_text())["parts"]) - 1
     config = yaml.safe_load(config_path.read_text())
     assert "solutions" in config["exclude_patterns"]
-    assert config["sphinx"]["config"]["html_copy_source"] is False
     assert Path(config["execute"]["cache"]).is_absolute()
 
 
@@ -97,8 +97,10 @@ def _solution_texts() -> dict[str, list[str]]:
 
 
 def _html_texts(html_root: Path) -> str:
-    """Every built HTML page as text (tags removed, entities decoded), and the index."""
-    parts = []
+    """Every built HTML page as text (tags removed, entities decoded), the search index,
+    and the page sources the download buttons offer."""
+    parts = [p.read_text(encoding="utf-8") for p in (html_root / "_sources").rglob("*")
+             if p.is_file()]
     for page in html_root.rglob("*.html"):
         raw = re.sub(r"<(script|style)\b.*?</\1>", " ", page.read_text(encoding="utf-8"),
                      flags=re.S)
@@ -131,7 +133,11 @@ def test_the_full_edition_shows_the_solutions(solution_texts):
 @pytest.mark.browser
 def test_the_student_edition_holds_no_solution(solution_texts):
     root = _built(STUDENT_HTML)
-    assert not (root / "solutions").exists() and not (root / "_sources").exists()
+    assert not (root / "solutions").exists() and not (root / "_sources" / "solutions").exists()
+    for source in (root / "_sources").rglob("*"):
+        if source.is_file():
+            text = source.read_text(encoding="utf-8")
+            assert "/solutions/" not in text and "full-edition" not in text, source
     for page in root.rglob("*.html"):
         links = re.findall(r'href="([^"]*)"', page.read_text(encoding="utf-8"))
         assert not [link for link in links if "solutions/" in link], page

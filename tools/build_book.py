@@ -18,7 +18,8 @@ half of those pages' time. A page that fails there is left to the build, which r
 
 The **student edition** has no solutions: no *Solutions* part in its table of contents,
 no ``solutions/`` page, no page text marked ``% full-edition`` (``_ext/editions.py``),
-and no copies of the page sources (``_sources/``). ``tests/test_editions.py`` searches
+also not in the page sources that its download buttons offer (``_sources/``, rewritten
+after the build by ``student_sources``). ``tests/test_editions.py`` searches
 its built files for solution code and answers. Before either build,
 ``tools/book_extras.py`` writes the status tables and the labs download.
 """
@@ -118,12 +119,40 @@ def student_files(root: Path = ROOT, out: Path = STUDENT_DIR) -> tuple[Path, Pat
     sphinx["local_extensions"] = {
         name: str(root / path) for name, path in sphinx["local_extensions"].items()
     }
-    sphinx["config"]["html_copy_source"] = False  # _sources/ would hold the full pages
     out.mkdir(parents=True, exist_ok=True)
     paths = out / "_toc.yml", out / "_config.yml"
     for path, data in zip(paths, (toc, config)):
         path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return paths
+
+
+def student_sources(html: Path) -> int:
+    """Apply the student edition to the page sources Sphinx copied (the download
+    buttons' .md and .ipynb files); returns how many files changed."""
+    import json
+
+    sys.path.insert(0, str(ROOT / "_ext"))
+    from editions import student_text
+
+    changed = 0
+    for path in sorted((html / "_sources").rglob("*")):
+        if path.suffix not in (".md", ".ipynb") or not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".md":
+            new = student_text(text, str(path))
+        else:
+            nb, new = json.loads(text), text
+            for cell in nb["cells"]:
+                source = "".join(cell["source"])
+                if cell["cell_type"] == "markdown" and student_text(source) != source:
+                    cell["source"] = student_text(source, str(path))
+                    new = None
+            new = new or json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+        if new != text:
+            path.write_text(new, encoding="utf-8")
+            changed += 1
+    return changed
 
 
 def build(student: bool) -> int:
@@ -147,6 +176,8 @@ def build(student: bool) -> int:
         print(f"book build FAILED ({'student' if student else 'full'} edition; "
               "see the warnings above)")
         return status
+    if student:
+        print(f"student edition: {student_sources(html)} copied page sources rewritten")
     print(f"book built: {html / 'index.html'}")
     return 0
 
