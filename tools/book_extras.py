@@ -33,9 +33,10 @@ import sys
 import zipfile
 from pathlib import Path
 
+from run_tests import TIMES_FILE  # where the nbval phase records the solutions' times
+
 ROOT = Path(__file__).resolve().parents[1]
 STATUS_DIR = Path("_build/status")
-TIMES_FILE = STATUS_DIR / "solution_times.json"
 TABLES_FILE = STATUS_DIR / "status_tables.md"
 EXTRA_DIR = Path("_build/extra")
 ZIP_NAME = "model2metal-labs.zip"

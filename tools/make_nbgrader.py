@@ -46,11 +46,10 @@ from nbformat import NotebookNode
 from clean_notebooks import add_root_option, clean_notebook, notebook_text, solution_paths
 from make_labs import BEGIN, DEFINITION, MarkerError, _stub_source, lab_id_from_path
 from model2metal.progress import check_calls
+from run_tests import TIMES_FILE  # the cell times of the last nbval phase
 
 SCHEMA_VERSION = 3
 NUMBERED = re.compile(r"^\d+\.\s", re.MULTILINE)
-#: the per-cell execution times of the last nbval run (written by tests/conftest.py)
-TIMES_FILE = Path("_build/status/solution_times.json")
 CODE_STUB = 'raise NotImplementedError("write your code here")'
 TEXT_STUB = "*Your answer here.*"
 FRESH_LINES = (
