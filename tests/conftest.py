@@ -16,3 +16,29 @@ def pytest_configure(config):
         "markers",
         "browser: opens the built book in headless Chromium (needs make book)",
     )
+
+
+#: the markers whose phases of ``make test`` collect only the files that spell them
+#: (``tools/run_tests.py marked_files``): importing every test module costs each
+#: worker about 12 s
+PHASE_MARKERS = ("notebooks", "browser")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Refuse a test that carries a phase's marker where its file does not spell it
+    ``mark.<name>``: that phase would silently not run it."""
+    from pathlib import Path
+
+    texts = {}
+    for item in items:
+        for name in PHASE_MARKERS:
+            if item.get_closest_marker(name) is None:
+                continue
+            path = Path(str(item.fspath))
+            if path.suffix != ".py":
+                continue
+            text = texts.setdefault(path, path.read_text(encoding="utf-8"))
+            if f"mark.{name}" not in text:
+                raise RuntimeError(
+                    f"{item.nodeid} is marked {name!r} but {path.name} never spells "
+                    f"'mark.{name}', so the {name} phase of make test would not collect it")

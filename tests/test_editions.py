@@ -168,11 +168,18 @@ def test_both_editions_offer_the_labs_download_and_the_status(html_root):
 
 
 def test_only_pages_that_time_nothing_are_executed_two_at_a_time():
+    free, timed = ({p.relative_to(ROOT).as_posix() for p in group}
+                   for group in build_book.executed_pages(ROOT))
     pages = {p.relative_to(ROOT).as_posix() for p in build_book.timing_free_pages(ROOT)}
+    assert pages == free and not free & timed
     assert "chapters/03_deployment/parity.md" in pages  # plain code
-    for timed in ("chapters/03_deployment/measuring.md", "chapters/04_compilers/gemm.md",
-                  "chapters/00_start_here/know_your_machine.md"):
-        assert timed not in pages and (ROOT / timed).exists()
+    for measured in ("chapters/03_deployment/measuring.md", "chapters/04_compilers/gemm.md",
+                     "chapters/00_start_here/know_your_machine.md"):
+        assert measured in timed and measured not in pages and (ROOT / measured).exists()
+    # every chapter page with code is pre-executed, one way or the other
+    with_code = {p.relative_to(ROOT).as_posix() for p in (ROOT / "chapters").rglob("*.md")
+                 if "```{code-cell}" in p.read_text(encoding="utf-8")}
+    assert with_code == free | timed
     assert not [p for p in pages if "/quiz" in p or "/labs/" in p or "solutions/" in p]
     assert build_book.TIMING.search("r = timing.measure(f)")
     assert build_book.TIMING.search("t0 = time.perf_counter()")

@@ -33,7 +33,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from run_tests import TIMES_FILE  # where the nbval phase records the solutions' times
+from run_tests import TIMES_FILE, budget_s  # the solutions' recorded times, budgets
 
 ROOT = Path(__file__).resolve().parents[1]
 STATUS_DIR = Path("_build/status")
@@ -85,13 +85,6 @@ def _installed(name: str) -> str:
         return "not installed"
 
 
-def _budget_s(notebook: str) -> int:
-    """The course's execution budget of a solution (developers' guide)."""
-    if "lab06_01" in notebook:
-        return 120
-    return 90 if "/04_compilers/" in notebook else 60
-
-
 def status_tables(root: Path = ROOT) -> str:
     """The Markdown of the status tables for this machine and its last test run."""
     sys.path.insert(0, str(root))
@@ -129,7 +122,7 @@ def status_tables(root: Path = ROOT) -> str:
         "|---|---|---|---|---|---|",
     ]
     for notebook, row in times["notebooks"].items():
-        budget = _budget_s(notebook)
+        budget = budget_s(notebook)
         within = "✔" if row["seconds"] <= budget else "✘ over"
         lines.append(f"| `{Path(notebook).stem}` | {row['seconds']:.1f} | "
                      f"{row['slowest_cell_s']:.1f} | {row['cells']} | {budget} | {within} |")

@@ -10,11 +10,13 @@ page. Chapters are executed through jupyter-cache, so unchanged pages are not re
 student edition reads the same cache. A plain ``jupyter-book build`` exits 0 even when a
 chapter cell raises; with these flags it exits 1.
 
-Before the full edition, the chapter pages that time nothing (``timing_free_pages``:
-no ``timing.``, ``perf_counter`` or ``timeit`` in their code) are executed two at a
-time into the same jupyter-cache the build reads (``preexecute``), so the build only
-executes the pages that measure, one at a time as before: on 2 cores that saves about
-half of those pages' time. A page that fails there is left to the build, which reports it.
+Before any Sphinx build, every executed chapter page is executed into the
+jupyter-cache the builds read (``preexecute``): the pages that time nothing
+(``timing_free_pages``: no ``timing.``, ``perf_counter`` or ``timeit`` in their code) two
+at a time, then the pages that measure one at a time, alone on the machine, as a reader
+who runs them would. With every page cached, the two editions' Sphinx builds (one core
+each, nothing timed) run at the same time; if a page failed to pre-execute, it is left to
+the full edition's build, which executes and reports it, and the student edition follows.
 
 The **student edition** has no solutions: no *Solutions* part in its table of contents,
 no ``solutions/`` page, no page text marked ``% full-edition`` (``_ext/editions.py``),
@@ -47,21 +49,27 @@ CACHE = ROOT / "_build" / ".jupyter_cache"
 TIMING = re.compile(r"\btiming\.|perf_counter|\btimeit\b|time\.time\(|interleave\(")
 
 
-def timing_free_pages(root: Path = ROOT) -> list[Path]:
-    """The executed chapter pages of the toc whose code cells time nothing."""
+def executed_pages(root: Path = ROOT) -> tuple[list[Path], list[Path]]:
+    """The chapter pages of the toc that have code cells, in book order:
+    ``(timing_free, timing)``, split by whether their code measures time."""
     sys.path.insert(0, str(root))
     from model2metal.pages import toc_files
 
-    pages = []
+    free, timed = [], []
     for entry in toc_files(root):
         path = root / f"{entry}.md"
         if not entry.startswith("chapters/") or not path.exists():
             continue
         text = path.read_text(encoding="utf-8")
         code = "\n".join(re.findall(r"```\{code-cell\}.*?\n(.*?)```", text, re.S))
-        if text.startswith("---\njupytext:") and code and not TIMING.search(code):
-            pages.append(path)
-    return pages
+        if text.startswith("---\njupytext:") and code:
+            (timed if TIMING.search(code) else free).append(path)
+    return free, timed
+
+
+def timing_free_pages(root: Path = ROOT) -> list[Path]:
+    """The executed chapter pages of the toc whose code cells time nothing."""
+    return executed_pages(root)[0]
 
 
 def _execute(path: str):
@@ -83,28 +91,32 @@ def _cached(cache, nb) -> bool:
         return False
 
 
-def preexecute(pages: list[Path], jobs: int = 2) -> None:
-    """Execute the pages not yet in the cache, ``jobs`` at a time, and cache them."""
+def preexecute(pages: list[Path], jobs: int = 2, kind: str = "timing-free") -> bool:
+    """Execute the pages not yet in the cache, ``jobs`` at a time, and cache them;
+    True when every page is now cached."""
     from jupyter_cache import get_cache
     from jupyter_cache.base import CacheBundleIn
     from myst_nb.core.read import myst_nb_reader_plugin
 
     cache = get_cache(str(CACHE))
     todo = [str(p) for p in pages if not _cached(cache, myst_nb_reader_plugin(str(p)))]
-    print(f"pre-executing {len(todo)} of {len(pages)} timing-free pages, {jobs} at a time",
+    print(f"pre-executing {len(todo)} of {len(pages)} {kind} pages, {jobs} at a time",
           flush=True)
     start = time.perf_counter()
+    complete = True
     with ProcessPoolExecutor(jobs) as pool:
         for path, nb, seconds, error in pool.map(_execute, todo):
             name = Path(path).relative_to(ROOT)
             if nb is None:
                 print(f"  {name}: failed ({error}); the build will execute and report it")
+                complete = False
                 continue
             cache.cache_notebook_bundle(
                 CacheBundleIn(nb, path, data={"execution_seconds": seconds}),
                 check_validity=False, overwrite=True)
             print(f"  {name}: {seconds:.1f} s", flush=True)
     print(f"pre-executed in {time.perf_counter() - start:.1f} s", flush=True)
+    return complete
 
 
 def student_files(root: Path = ROOT, out: Path = STUDENT_DIR) -> tuple[Path, Path]:
@@ -155,8 +167,8 @@ def student_sources(html: Path) -> int:
     return changed
 
 
-def build(student: bool) -> int:
-    """One edition; returns the exit status."""
+def build_command(student: bool) -> tuple[list[str], dict, Path]:
+    """The jupyter-book command of one edition, its environment and its HTML folder."""
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb), "build", str(ROOT), "-W", "-n", "--keep-going", "--all"]
     env = os.environ.copy()
@@ -168,8 +180,11 @@ def build(student: bool) -> int:
         html = STUDENT_DIR / "_build" / "html"
     else:
         env.pop("M2M_EDITION", None)
-    print("$", " ".join(cmd), flush=True)
-    status = subprocess.call(cmd, cwd=ROOT, env=env)
+    return cmd, env, html
+
+
+def finish(student: bool, status: int, html: Path) -> int:
+    """Report one edition's build (and rewrite the student sources); its status."""
     if status != 0:
         for report in sorted((html / "reports").glob("**/*.err.log")):
             print(f"--- {report.relative_to(ROOT)}\n{report.read_text()[-3000:]}")
@@ -178,8 +193,39 @@ def build(student: bool) -> int:
         return status
     if student:
         print(f"student edition: {student_sources(html)} copied page sources rewritten")
-    print(f"book built: {html / 'index.html'}")
+    print(f"book built: {html / 'index.html'}", flush=True)
     return 0
+
+
+def build(student: bool) -> int:
+    """One edition, its output streamed; returns the exit status."""
+    cmd, env, html = build_command(student)
+    print("$", " ".join(cmd), flush=True)
+    return finish(student, subprocess.call(cmd, cwd=ROOT, env=env), html)
+
+
+def build_together(editions: list[bool]) -> list[int]:
+    """The editions' builds at the same time (every executed page must be cached: they
+    would otherwise execute pages side by side); each one's output is printed whole
+    when it ends, so the logs do not interleave."""
+    import tempfile
+
+    runs = []
+    for student in editions:
+        cmd, env, html = build_command(student)
+        print("$", " ".join(cmd), "(in parallel)", flush=True)
+        log = tempfile.TemporaryFile("w+", encoding="utf-8")  # a pipe could fill up
+        runs.append((student, html, log, subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)))
+    statuses = []
+    for student, html, log, proc in runs:
+        proc.wait()
+        log.seek(0)
+        print(f"=== {'student' if student else 'full'} edition\n{log.read()}", end="",
+              flush=True)
+        log.close()
+        statuses.append(finish(student, proc.returncode, html))
+    return statuses
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,9 +243,15 @@ def main(argv: list[str] | None = None) -> int:
 
     book_extras.write_all(ROOT)  # the status tables and the labs download
     editions = [False, True] if args.both else [args.student]
+    cached = True
     if False in editions:  # the student edition alone reads what is cached
-        preexecute(timing_free_pages())
-    statuses = [build(student) for student in editions]
+        free, timed = executed_pages()
+        cached = preexecute(free)
+        cached = preexecute(timed, jobs=1, kind="timing") and cached
+    if cached and len(editions) > 1:
+        statuses = build_together(editions)
+    else:
+        statuses = [build(student) for student in editions]
     return next((s for s in statuses if s), 0)
 
 

@@ -228,9 +228,9 @@ def main(argv: list[str]) -> int:
     if "--nbval" not in argv:
         return 0
     sys.path.insert(0, str(ROOT / "tools"))
-    from run_tests import NBVAL
+    from run_tests import nbval_command
 
-    return subprocess.call(NBVAL, cwd=ROOT, env=native_env() | foreign_env())
+    return subprocess.call(nbval_command(), cwd=ROOT, env=native_env() | foreign_env())
 
 
 if __name__ == "__main__":

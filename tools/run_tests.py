@@ -18,6 +18,7 @@ The last line is a plain summary, ``N passed, N failed``, of the phases.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -28,33 +29,64 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 PYTEST = [PY, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
 
-#: nbval over every solution, strict, two notebooks at a time (one per core).
-NBVAL = PYTEST + [
-    "-p",
-    "tests.record_times",
-    "--nbval",
-    "solutions",
-    "--nbval-sanitize-with",
-    "tests/nbval_sanitize.cfg",
-    "-n",
-    "2",
-    "--dist",
-    "loadfile",
-]
-
-#: where the nbval phase records each solution's execution time (tests/conftest.py);
-#: the status page and tools/make_nbgrader.py read it
+#: where the nbval phase records each solution's execution time (tests/record_times.py);
+#: the status page, tools/make_nbgrader.py and the order of the next nbval run read it
 TIMES_FILE = "_build/status/solution_times.json"
+
+
+def budget_s(notebook: str) -> int:
+    """The course's execution budget of a solution in seconds (developers' guide)."""
+    if "lab06_01" in notebook:
+        return 120
+    return 90 if "/04_compilers/" in notebook else 60
+
+
+def solutions_longest_first(root: Path = ROOT) -> list[str]:
+    """Every solution, the longest-running first, so that two workers that take them in
+    turn end together (the capstone last in path order left one core idle for about
+    15 s). Longest as recorded by the last nbval run, else by budget (then path)."""
+    notebooks = sorted(p.relative_to(root).as_posix()
+                       for p in (root / "solutions").rglob("*.ipynb")
+                       if ".ipynb_checkpoints" not in p.parts)
+    try:
+        recorded = json.loads((root / TIMES_FILE).read_text(encoding="utf-8"))["notebooks"]
+    except (OSError, ValueError, KeyError, TypeError):
+        recorded = {}
+
+    def cost(nb: str) -> tuple[float, float]:
+        seconds = recorded.get(nb, {}).get("seconds") if isinstance(recorded, dict) else None
+        return (-(seconds if isinstance(seconds, (int, float)) else budget_s(nb)),
+                -budget_s(nb))
+
+    return sorted(notebooks, key=cost)
+
+
+def nbval_command(root: Path = ROOT) -> list[str]:
+    """nbval over every solution, strict, two notebooks at a time (one per core)."""
+    return PYTEST + ["-p", "tests.record_times", "--nbval", *solutions_longest_first(root),
+                     "--nbval-sanitize-with", "tests/nbval_sanitize.cfg",
+                     "-n", "2", "--dist", "loadfile"]
+
+
+def marked_files(mark: str, root: Path = ROOT) -> list[str]:
+    """The test files that spell ``mark.<mark>``: a phase that runs only marked tests
+    collects just these (tests/conftest.py refuses a marked test elsewhere)."""
+    return [p.relative_to(root).as_posix() for p in sorted((root / "tests").glob("test_*.py"))
+            if f"mark.{mark}" in p.read_text(encoding="utf-8")]
+
 
 PHASES = [
     # two workers, one test file each at a time: module fixtures are built once
     ("unit", PYTEST + ["tests", "-m", "not notebooks and not browser", "-n", "2",
                        "--dist", "loadfile", "--durations", "10"]),
-    ("stubs", PYTEST + ["tests", "-m", "notebooks", "-n", "2", "--dist", "load"]),
-    ("nbval", NBVAL),
+    ("stubs", PYTEST + [*marked_files("notebooks"), "-m", "notebooks", "-n", "2",
+                        "--dist", "load"]),
+    ("nbval", nbval_command()),
     ("foreign", [PY, "tools/foreign_cpu.py", "--nbval"]),
     ("book", [PY, "tools/build_book.py", "--both"]),
-    ("browser", PYTEST + ["tests", "-m", "browser"]),
+    # nothing is timed: two browsers, one per core
+    ("browser", PYTEST + [*marked_files("browser"), "-m", "browser", "-n", "2",
+                          "--dist", "load"]),
 ]
 
 
