@@ -182,20 +182,24 @@ print(json.dumps(out))
 """
 
 
-def probe(env: dict[str, str], python: str = sys.executable) -> dict:
-    done = subprocess.run(
-        [python, "-c", _PROBE], capture_output=True, text=True, env=env, cwd=ROOT
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"the probe failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def _start_probe(env: dict[str, str], python: str) -> subprocess.Popen:
+    return subprocess.Popen([python, "-c", _PROBE], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+
+
+def _probe_result(started: subprocess.Popen) -> dict:
+    stdout, stderr = started.communicate()
+    if started.returncode != 0:
+        raise RuntimeError(f"the probe failed:\n{stderr[-2000:]}")
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def report(python: str = sys.executable) -> tuple[str, int]:
     """What the foreign settings change on this machine, and how many results moved."""
     settings = foreign_env(python)
-    native = probe(native_env(), python)
-    foreign = probe(native_env() | settings, python)
+    # both probes at once (one per core; nothing in them is timed)
+    started = [_start_probe(env, python) for env in (native_env(), native_env() | settings)]
+    native, foreign = (_probe_result(p) for p in started)
     lines = ["foreign-CPU settings:"]
     lines += [f"  {k}={v}" for k, v in settings.items()]
     lines.append("active code paths (native -> foreign):")
