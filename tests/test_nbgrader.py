@@ -3,8 +3,10 @@
 The fast tests read the source notebooks of every lab. The slow one (marked
 ``notebooks``) runs ``nbgrader generate_assignment``, ``autograde`` and
 ``generate_feedback`` on lab 01_01 for three submissions: the solution typed into the
-release (full automatic marks), the untouched release (0), and a partial one that also
-tries to switch the checks off from an answer cell (only its two finished exercises).
+release (full automatic marks), the untouched release (0), and a partial one with a wrong
+answer that also tries to switch the checks off (only its two finished exercises score).
+It also checks that the release's exercise cells are the labs' own, stubs included, and
+that nbgrader loaded the course's config (it logs a config that raises and goes on).
 """
 
 import json
@@ -62,6 +64,9 @@ def test_source_cells_carry_nbgrader_metadata(course, solution):
         if "### BEGIN SOLUTION" in cell.source:
             assert meta["solution"] and not meta["grade"], cell.source[:80]
             assert meta["grade_id"].startswith("answer_")
+            lab_source = cell.metadata["model2metal"]["lab_source"]
+            assert "### BEGIN SOLUTION" not in lab_source
+            assert f'raise NotImplementedError("{lab_id_from_path(solution)}: ' in lab_source
         elif cell.cell_type == "code" and check_calls(cell.source):
             assert meta["grade"] and meta["locked"] and meta["points"] >= 1
             assert cell.source.split("\n")[1].startswith("checks = importlib.reload(")
@@ -128,6 +133,8 @@ def _nbgrader(course_dir: Path, *args: str) -> str:
                  f"{os.environ.get('PATH', '')}"),
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # nbgrader logs a config file that raises and goes on with its defaults
+    assert "Exception while loading config file" not in result.stderr, result.stderr[-3000:]
     return result.stdout + result.stderr
 
 
@@ -152,7 +159,15 @@ def test_nbgrader_grades_the_lab(tmp_path):
     checks = {_grader(c)["grade_id"]: _grader(c)["points"]
               for c in release.cells if _grader(c).get("grade")
               and c.cell_type == "code"}
-    assert "raise NotImplementedError" in release.cells[5].source  # solutions gone
+    lab = nbformat.read(next((REPO_ROOT / "labs").rglob(release_path.name)), as_version=4)
+    exercises = [c for c in release.cells if _grader(c).get("solution")
+                 and c.cell_type == "code"]
+    assert len(exercises) == len(answers) >= 4
+    for cell in exercises:  # solutions gone; each stub is the lab's own, word for word
+        assert "### BEGIN SOLUTION" not in cell.source and "model2metal" not in cell.metadata
+        assert cell.source in [c.source for c in lab.cells], cell.source
+    assert 'raise NotImplementedError("lab01_01: implement unbroadcast()")' in "\n".join(
+        c.source for c in exercises)
 
     def filled(grade_ids):
         nb = nbformat.from_dict(json.loads(json.dumps(release)))
@@ -166,7 +181,8 @@ def test_nbgrader_grades_the_lab(tmp_path):
     partial = filled({"answer_unbroadcast", "answer_add_backward__mul_backward"})
     matmul = next(c for c in partial.cells
                   if _grader(c).get("grade_id") == "answer_matmul_backward")
-    matmul.source += (  # an answer cell that switches the checks off
+    matmul.source = (  # a wrong answer (the gradients swapped) that switches the checks off
+        "def matmul_backward(grad_out, a, b):\n    return a.T @ grad_out, grad_out @ b.T"
         "\n\nfor name in dir(checks):\n    if name.startswith('check_'):\n"
         "        setattr(checks, name, lambda *args, **kwargs: None)\n"
     )
@@ -192,3 +208,4 @@ def test_nbgrader_grades_the_lab(tmp_path):
     (feedback,) = (tmp_path / "feedback" / "partial" / LAB).glob("*.html")
     text = feedback.read_text(encoding="utf-8")
     assert "check_matmul_backward failed" in text  # the course's own message
+    assert "lab01_01: implement relu_forward()" in text  # and the lab's own stub

@@ -12,7 +12,8 @@ Each source notebook is its solution with nbgrader's cell metadata (schema 3), o
 removed, and cells tagged ``remove-in-lab`` dropped:
 
 * an exercise cell (it has ``### BEGIN SOLUTION`` regions) is an *autograded answer*,
-  ``grade_id`` ``answer_<the functions or classes it defines>``;
+  ``grade_id`` ``answer_<the functions or classes it defines>``; it carries the lab's
+  version of itself (``metadata.model2metal.lab_source``), which the release shows;
 * a check cell (it calls ``checks.check_...``) is a locked *autograder test* worth one
   point per check it calls, ``grade_id`` ``<the checks it calls>``; its first line
   re-imports the checks from their files (``model2metal.checks.fresh``), so that an
@@ -24,7 +25,10 @@ Grade ids come from names in the code, not from cell positions, so they stay the
 when cells are added elsewhere; a repeated name gets ``_2``, ``_3``. Nothing here is
 written into ``solutions/``: the cleaner keeps only tags there.
 
-``nbgrader_config.py`` sets the course's stub texts (``ClearSolutions``), the per-cell
+``nbgrader_config.py`` makes the release's exercise cells the labs' own (``CourseStubs``,
+nbgrader's ``ClearSolutions`` with the stub of ``tools/make_labs.py``: ``raise
+NotImplementedError("lab01_01: implement unbroadcast()")``), sets the course's stub texts
+for any other region and for the Markdown answers, the per-cell
 timeout (four times the slowest solution cell of the last ``make test`` run, at least
 120 s; 600 s when no run is recorded) and selects the CUDA backend before kernels start,
 as ``tools/run_solutions.py`` does. Exits 1 on malformed markers or file names.
@@ -109,12 +113,13 @@ def nbgrader_notebook(nb: NotebookNode, lab_id: str) -> tuple[NotebookNode, dict
             points["manual"] += worth
         elif cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-            _stub_source(cell.source, lab_id, index)  # raises MarkerError if malformed
+            lab_source = _stub_source(cell.source, lab_id, index)  # MarkerError if bad
             called = check_calls(cell.source)  # a demonstration inside `try` is not graded
             if "### BEGIN SOLUTION" in cell.source:
                 cell.metadata.update(_metadata(
                     solution=True, grade=False, locked=False, task=False,
                     grade_id=_unique(_answer_name(cell.source), taken)))
+                cell.metadata["model2metal"] = {"lab_source": lab_source}
                 points["answers"] += 1
             elif called:
                 cell.source = FRESH_LINES.format(lab=lab_id) + cell.source
@@ -147,9 +152,29 @@ from model2metal.device import select_cuda_backend
 
 select_cuda_backend()
 
+from nbgrader.converters import GenerateAssignment
+from nbgrader.preprocessors import ClearSolutions
+
+
+class CourseStubs(ClearSolutions):
+    """ClearSolutions, except that an exercise cell becomes the lab's own version of it
+    (make nbgrader stored it in metadata.model2metal.lab_source): each solution region
+    a raise line that names the lab and what to implement, as in the course's labs/."""
+
+    def _replace_solution_region(self, cell, language):
+        ours = cell.metadata.pop("model2metal", {{}})
+        replaced = super()._replace_solution_region(cell, language)
+        if replaced and "lab_source" in ours:
+            cell.source = ours["lab_source"]
+        return replaced
+
+
 c = get_config()  # noqa: F821 (nbgrader defines it)
 c.CourseDirectory.course_id = "model-to-metal"
-# Solution regions become the course's stub; Markdown answers the course's placeholder.
+c.GenerateAssignment.preprocessors = [
+    CourseStubs if step is ClearSolutions else step
+    for step in GenerateAssignment.class_traits()["preprocessors"].default()]
+# Regions without a lab version get the course's stub; Markdown answers its placeholder.
 c.ClearSolutions.code_stub = {{"python": {code_stub!r}}}
 c.ClearSolutions.text_stub = {text_stub!r}
 # Per-cell timeout: {why}.
