@@ -50,9 +50,14 @@ TIMING = re.compile(r"\btiming\.|perf_counter|\btimeit\b|time\.time\(|interleave
 
 
 def executed_pages(root: Path = ROOT) -> tuple[list[Path], list[Path]]:
-    """The chapter pages of the toc that have code cells, in book order:
-    ``(timing_free, timing)``, split by whether their code measures time."""
+    """The chapter pages of the toc that myst-nb executes, in book order:
+    ``(timing_free, timing)``, split by whether their code measures time. myst-nb's own
+    test decides: a MyST notebook header is executed (a kernel started, the result
+    cached) even without a code cell, and a page missed here would be executed by both
+    editions' builds at once, which then race to create the same cache entry."""
     sys.path.insert(0, str(root))
+    from myst_nb.core.read import is_myst_markdown_notebook
+
     from model2metal.pages import toc_files
 
     free, timed = [], []
@@ -62,7 +67,7 @@ def executed_pages(root: Path = ROOT) -> tuple[list[Path], list[Path]]:
             continue
         text = path.read_text(encoding="utf-8")
         code = "\n".join(re.findall(r"```\{code-cell\}.*?\n(.*?)```", text, re.S))
-        if text.startswith("---\njupytext:") and code:
+        if is_myst_markdown_notebook(text):
             (timed if TIMING.search(code) else free).append(path)
     return free, timed
 
