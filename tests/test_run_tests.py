@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
+import foreign_cpu  # noqa: E402
 import run_tests  # noqa: E402
 
 import conftest  # noqa: E402
@@ -82,3 +83,20 @@ def test_the_guard_refuses_a_marked_test_in_a_file_that_does_not_spell_the_mark(
                                                   _item(hidden, set())])
     with pytest.raises(RuntimeError, match="never spells 'mark[.]browser'"):
         conftest.pytest_collection_modifyitems(None, [_item(hidden, {"browser"})])
+
+
+def test_only_the_phases_that_time_nothing_run_one_thread_per_worker():
+    env = {"PATH": "/bin", "OMP_NUM_THREADS": "2"}
+    for name in ("unit", "stubs"):
+        got = run_tests.phase_env(name, env)
+        assert {v: got[v] for v in run_tests.THREAD_VARIABLES} == dict.fromkeys(
+            run_tests.THREAD_VARIABLES, "1")
+        assert got["PATH"] == "/bin"
+    # the solutions run as a learner runs them (and the foreign phase sets its own)
+    for name in ("nbval", "foreign", "book", "browser"):
+        got = run_tests.phase_env(name, env)
+        assert got["OMP_NUM_THREADS"] == "2"
+        assert not (set(run_tests.THREAD_VARIABLES) - {"OMP_NUM_THREADS"}) & set(got)
+    assert run_tests.phase_env("nbval", env)["M2M_RECORD_TIMES"] == run_tests.TIMES_FILE
+    assert env == {"PATH": "/bin", "OMP_NUM_THREADS": "2"}  # not changed in place
+    assert set(run_tests.THREAD_VARIABLES) <= set(foreign_cpu.FOREIGN_VARIABLES)

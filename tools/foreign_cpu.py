@@ -55,6 +55,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from run_tests import THREAD_VARIABLES, nbval_command
+
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Every variable :func:`foreign_env` may set (the native run removes them all).
@@ -67,11 +69,7 @@ FOREIGN_VARIABLES = (
     "NPY_DISABLE_CPU_FEATURES",
     "NUMBA_CPU_NAME",
     "M2M_TVM_TARGET",
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "NUMBA_NUM_THREADS",
-    "TVM_NUM_THREADS",
+    *THREAD_VARIABLES,
 )
 
 
@@ -231,9 +229,6 @@ def main(argv: list[str]) -> int:
         return 1
     if "--nbval" not in argv:
         return 0
-    sys.path.insert(0, str(ROOT / "tools"))
-    from run_tests import nbval_command
-
     return subprocess.call(nbval_command(), cwd=ROOT, env=native_env() | foreign_env())
 
 
